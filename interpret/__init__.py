@@ -1,0 +1,1 @@
+"""Pure functions over attack results: metrics, group norms, saliency, CAMs, scores and figures."""

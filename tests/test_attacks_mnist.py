@@ -1,0 +1,131 @@
+"""C&W, EAD and COV on the real MNIST model and 20 real held-out digits (the EAD paper's findings)."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from attacks import cov, cw_l2, ead
+from attacks.base import IterationState
+from interpret.metrics import distortion
+
+# The β sweep runs 12 attacks; a reduced budget (5 binary steps × 300 iterations, initial c = 1e-2, which skips
+# the first two ×10 steps of the default search) keeps CI within minutes. The default-budget runs are below.
+SWEEP = dict(binary_search_steps=5, steps=300, initial_const=1e-2)
+BETAS = (0.0, 1e-4, 1e-3, 1e-2)
+
+
+@pytest.fixture(scope="module")
+def run(mnist_model, mnist_digits):
+    x, labels, targets = mnist_digits
+
+    @functools.lru_cache(maxsize=None)
+    def attack(fn, **kwargs):
+        result = fn(mnist_model, x, labels, targets, **kwargs)
+        assert torch.equal(result.labels.cpu(), labels)
+        return result
+
+    return lambda fn, **kw: attack(fn, **kw)
+
+
+def mean(result, metric: str) -> float:
+    return distortion(result.perturbation)[metric][result.success].float().mean().item()
+
+
+def test_model_is_right_on_the_digits(mnist_model, mnist_digits):
+    x, labels, _ = mnist_digits
+    assert (mnist_model(x).argmax(1) == labels).float().mean() >= 0.95
+
+
+def test_cw_default_settings_succeed_on_every_digit(run):
+    result = run(cw_l2)
+    assert result.success.all()
+    assert (result.adversarial >= 0).all() and (result.adversarial <= 1).all()
+
+
+def test_ead_en_default_settings_succeed_on_every_digit(run, mnist_model, mnist_digits):
+    result = run(ead)
+    assert result.success.all()
+    assert (mnist_model(result.adversarial).argmax(1) == mnist_digits[2]).all()
+    assert (result.adversarial >= 0).all() and (result.adversarial <= 1).all()
+
+
+def test_l1_falls_as_beta_rises_and_l1_rule_is_not_above_en_rule(run):
+    en = [mean(run(ead, beta=b, **SWEEP), "l1") for b in BETAS]
+    l1 = [mean(run(ead, beta=b, decision_rule="l1", **SWEEP), "l1") for b in BETAS]
+    assert all(run(ead, beta=b, **SWEEP).success.all() for b in BETAS)
+    assert all(a > b for a, b in zip(en, en[1:])), en
+    assert all(r <= e + 1e-6 for r, e in zip(l1, en)), (l1, en)
+
+
+def test_cov_is_insensitive_to_beta(run):
+    l1 = [mean(run(cov, beta=b, **SWEEP), "l1") for b in BETAS]
+    assert (max(l1) - min(l1)) / min(l1) < 0.10, l1
+    ead_l1 = [mean(run(ead, beta=b, **SWEEP), "l1") for b in BETAS]
+    assert (ead_l1[0] - ead_l1[-1]) / ead_l1[0] > 0.10, ead_l1  # EAD, on the same budget, does respond
+
+
+def test_ead_with_beta_zero_matches_cw_in_l2(run):
+    cw = run(cw_l2)
+    ead0 = run(ead, beta=0.0)
+    assert cw.success.all() and ead0.success.all()
+    assert abs(mean(ead0, "l2") - mean(cw, "l2")) / mean(cw, "l2") < 0.15
+
+
+def test_untargeted_attack_changes_the_prediction(mnist_model, mnist_digits):
+    x, labels, _ = mnist_digits
+    result = ead(mnist_model, x[:5], labels[:5], None, binary_search_steps=3, steps=200, initial_const=1e-1)
+    assert result.success.all()
+    assert (mnist_model(result.adversarial).argmax(1) != labels[:5]).all()
+
+
+def test_failed_samples_come_back_as_the_original(mnist_model, mnist_digits):
+    x, labels, targets = mnist_digits
+    result = ead(mnist_model, x[:4], labels[:4], targets[:4], binary_search_steps=1, steps=5, initial_const=1e-3)
+    assert not result.success.any()
+    assert torch.equal(result.adversarial, result.original)
+
+
+@pytest.mark.parametrize("attack", [ead, cw_l2, cov])
+def test_batch_gives_the_same_result_as_single_runs(attack, mnist_model, mnist_digits):
+    x, labels, targets = mnist_digits
+    kwargs = dict(binary_search_steps=3, steps=100, initial_const=1e-1)
+    batch = attack(mnist_model, x[:4], labels[:4], targets[:4], abort_early=False, **kwargs)
+    for i in range(4):
+        single = attack(mnist_model, x[i:i + 1], labels[i:i + 1], targets[i:i + 1], abort_early=False, **kwargs)
+        assert bool(single.success[0]) == bool(batch.success[i])
+        assert torch.allclose(single.adversarial[0], batch.adversarial[i], atol=1e-5)
+        assert single.const[0].item() == pytest.approx(batch.const[i].item())
+
+
+def test_callback_sees_every_iteration_and_can_stop(mnist_model, mnist_digits):
+    x, labels, targets = mnist_digits
+    seen: list[IterationState] = []
+
+    def callback(state: IterationState) -> bool:
+        seen.append(state)
+        return state.iteration >= 250 and bool(state.best_found.all())
+
+    result = ead(mnist_model, x[:3], labels[:3], targets[:3], initial_const=1e-1, callback=callback)
+    assert result.stopped
+    assert [s.iteration for s in seen] == list(range(1, len(seen) + 1))
+    assert result.iterations == len(seen) < 9 * 1000
+    assert result.success.all()
+    assert set(seen[0].losses) >= {"f", "l1", "l2", "objective"}
+    assert result.loss_history.shape == (len(seen), 3)
+
+
+@pytest.mark.parametrize("bad", [dict(beta=-1.0), dict(kappa=-0.5), dict(initial_const=0.0), dict(steps=0),
+                                 dict(decision_rule="l3"), dict(learning_rate=float("nan"))])
+def test_bad_parameters_are_refused_with_a_sentence(bad, mnist_model, mnist_digits):
+    x, labels, targets = mnist_digits
+    with pytest.raises(ValueError, match=r"\w+ .*"):
+        ead(mnist_model, x[:1], labels[:1], targets[:1], **bad)
+
+
+def test_target_equal_to_label_is_refused(mnist_model, mnist_digits):
+    x, labels, _ = mnist_digits
+    with pytest.raises(ValueError, match="differ"):
+        cw_l2(mnist_model, x[:1], labels[:1], labels[:1])
