@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -76,8 +79,12 @@ def _torchvision(name: str, weights_enum: str) -> Callable[[], nn.Module]:
 
         weights = getattr(torchvision.models, weights_enum).IMAGENET1K_V1
         file = Path(get_dir()) / "checkpoints" / Path(weights.url).name
+        log = io.StringIO()  # torch.hub's "Downloading ..." line: shown on success, dropped on failure
         try:
-            return torchvision.models.get_model(name, weights=weights)
+            with contextlib.redirect_stderr(log):
+                net = torchvision.models.get_model(name, weights=weights, progress=False)
+            sys.stderr.write(log.getvalue())
+            return net
         except (OSError, RuntimeError) as err:  # URLError is an OSError; a truncated file is a RuntimeError
             raise ModelUnavailable(
                 f"The {name} weights cannot be downloaded here: place {Path(weights.url).name} in {file.parent} "

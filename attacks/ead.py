@@ -16,7 +16,8 @@ from attacks.model import PixelModel
 def project_shrink(z: Tensor, x0: Tensor, beta: float | Tensor) -> Tensor:
     """S_β(z) of eq. (9): soft-threshold z − x0 by β around x0, then project onto the box [0,1]."""
     d = z - x0
-    return (x0 + (d - d.clamp(-beta, beta))).clamp(0.0, 1.0)
+    shrunk = torch.where(d > beta, (z - beta).clamp(max=1.0), (z + beta).clamp(min=0.0))
+    return torch.where(d.abs() > beta, shrunk, x0)
 
 
 def elastic_net(delta: Tensor, beta: float) -> tuple[Tensor, Tensor, Tensor]:

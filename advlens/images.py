@@ -1,0 +1,275 @@
+"""Images in and out: the bundled gallery, user files and uploads, turned into the tensor a model expects.
+
+Every image reaches a model as a float32 tensor (1, C, H, W) in [0, 1]. Anything that goes wrong while reading an
+image raises :class:`ImageError`, whose message is one sentence a user can act on.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from advlens.models import DATA_DIR, ModelSpec, _class_names
+
+IMAGENET_DIR = DATA_DIR / "imagenet"
+PHOTOS_DIR = DATA_DIR / "photos"
+MNIST_HELDOUT = DATA_DIR / "mnist_heldout.npz"
+DEFAULT_MAX_PIXELS = 40_000_000
+DATASETS = ("mnist", "imagenet")
+
+Source = Union[str, "os.PathLike[str]", bytes]
+
+
+class ImageError(ValueError):
+    """An image cannot be used; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class GalleryImage:
+    ref: str  # "mnist:N" or "imagenet:N"
+    title: str
+    label: int | None  # true class in its dataset, None when unknown
+    dataset: str
+
+
+@dataclass
+class LoadedImage:
+    tensor: torch.Tensor  # float32 (1, C, H, W) in [0, 1], shaped for the spec it was loaded for
+    label: int | None  # true label in the spec's dataset, when known
+    ref: str
+    notes: list[str] = field(default_factory=list)  # conversions done, as sentences
+
+
+# ---------------------------------------------------------------------------------------------------- gallery
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_heldout() -> tuple[np.ndarray, np.ndarray]:
+    if not MNIST_HELDOUT.exists():
+        raise ImageError(f"The MNIST gallery is missing: run `python -m advlens.train_mnist` to create {MNIST_HELDOUT}.")
+    with np.load(MNIST_HELDOUT) as npz:
+        return npz["images"], npz["labels"]
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_files() -> tuple[tuple[Path, int | None], ...]:
+    """The foolbox samples (label in the name, ``imagenet_XX_LABEL.jpg``), then the photos in labels.json order."""
+    samples = [(p, int(p.stem.rsplit("_", 1)[1])) for p in sorted(IMAGENET_DIR.glob("imagenet_*.jpg"))]
+    photo_labels: dict[str, int | None] = json.loads((PHOTOS_DIR / "labels.json").read_text())
+    return tuple(samples + [(PHOTOS_DIR / name, label) for name, label in photo_labels.items()])
+
+
+def gallery(dataset: str) -> list[GalleryImage]:
+    """The bundled images of a dataset: held-out MNIST digits, or ImageNet samples followed by photos."""
+    if dataset == "mnist":
+        _, labels = _mnist_heldout()
+        return [GalleryImage(f"mnist:{i}", f"digit {y} (#{i})", int(y), "mnist") for i, y in enumerate(labels)]
+    if dataset == "imagenet":
+        names = _class_names("imagenet")
+        return [
+            GalleryImage(f"imagenet:{i}", f"{names[y]} (#{i})" if y is not None else f"{path.stem} (#{i}, unlabelled)",
+                         y, "imagenet")
+            for i, (path, y) in enumerate(_imagenet_files())
+        ]
+    raise ImageError(f"Unknown gallery {dataset!r}: choose one of {', '.join(DATASETS)}.")
+
+
+_REF = re.compile(r"^\s*([A-Za-z][\w-]*):(.*)$")
+
+
+def _parse_ref(ref: str) -> tuple[str, int]:
+    match = _REF.match(ref)
+    dataset, index = (match.group(1).lower(), match.group(2).strip()) if match else ("", "")
+    if dataset not in DATASETS:
+        raise ImageError(f"Unknown image {ref!r}: use mnist:N, imagenet:N or the path of an image file.")
+    size = len(gallery(dataset))
+    if not re.fullmatch(r"\d+", index) or int(index) >= size:
+        raise ImageError(f"There is no image {ref.strip()!r}: the {dataset} gallery runs from {dataset}:0 to {dataset}:{size - 1}.")
+    return dataset, int(index)
+
+
+def _gallery_image(dataset: str, index: int, notes: list[str]) -> tuple[Image.Image, int | None]:
+    if dataset == "mnist":
+        images, labels = _mnist_heldout()
+        return Image.fromarray(images[index], mode="L"), int(labels[index])
+    path, label = _imagenet_files()[index]
+    return _decode(path, DEFAULT_MAX_PIXELS, f"The gallery file {path}", notes), label
+
+
+# ---------------------------------------------------------------------------------------------------- decoding
+
+
+def _decode(source: Path | bytes, max_pixels: int, what: str, notes: list[str]) -> Image.Image:
+    """Open and fully decode an image, refusing anything over ``max_pixels`` before its pixels are read."""
+    if (len(source) if isinstance(source, bytes) else source.stat().st_size) == 0:
+        raise ImageError(f"{what} is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is enforced just below
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+                _check_size(opened.size, max_pixels, what)
+                frames = getattr(opened, "n_frames", 1)
+                opened.load()
+                img = _upright(opened, notes)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{what} is too large to open safely (more than {max_pixels:,} pixels).") from err
+    except UnidentifiedImageError as err:
+        raise ImageError(f"{what} is not an image that can be read (use PNG, JPEG, WebP, GIF, BMP or TIFF).") from err
+    except Exception as err:  # PIL reports damaged data as OSError, SyntaxError, ValueError, EOFError, zlib.error...
+        raise ImageError(f"{what} is truncated or damaged and cannot be decoded.") from err
+    if frames > 1:
+        notes.append(f"Used the first of {frames} frames.")
+    return img
+
+
+def _upright(img: Image.Image, notes: list[str]) -> Image.Image:
+    """A decoded copy of ``img``, turned as its EXIF orientation says (an unreadable EXIF block is ignored)."""
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:
+        orientation = 1
+    if orientation in (0, 1):
+        return img.copy()
+    notes.append("Rotated the image as its EXIF orientation says.")
+    return ImageOps.exif_transpose(img)
+
+
+def _check_size(size: tuple[int, int], max_pixels: int, what: str) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise ImageError(f"{what} is {w}×{h} pixels, more than the {max_pixels:,} allowed.")
+    if w == 0 or h == 0:
+        raise ImageError(f"{what} has no pixels.")
+
+
+def _to_8bit(img: Image.Image, notes: list[str]) -> Image.Image:
+    """16-bit, 32-bit and float grayscale scaled to 8-bit "L" (PIL's own conversion clips instead of scaling)."""
+    if img.mode.startswith("I;16"):
+        arr = np.asarray(img, dtype=np.float64) / 257
+    elif img.mode == "I":
+        arr = np.asarray(img, dtype=np.float64)
+        arr = arr / 257 if arr.max() > 255 else arr
+    elif img.mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        arr = arr * 255 if arr.max() <= 1 else arr
+    else:
+        return img
+    notes.append(f"Scaled {img.mode} samples to 8 bits.")
+    return Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), mode="L")
+
+
+def _flatten(img: Image.Image, notes: list[str]) -> Image.Image:
+    """An "L" or "RGB" image: transparency composited onto white, other colour modes converted."""
+    img = _to_8bit(img, notes)
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        if rgba.getchannel("A").getextrema()[0] < 255:
+            notes.append("Composited the transparent areas onto white.")
+        flat = Image.alpha_composite(white, rgba).convert("RGB")
+        return flat.convert("L") if img.mode in ("LA", "La") else flat
+    if img.mode == "1":
+        return img.convert("L")
+    if img.mode != "P":
+        notes.append(f"Converted {img.mode} to RGB.")
+    return img.convert("RGB")
+
+
+def _match_channels(img: Image.Image, channels: int, notes: list[str]) -> Image.Image:
+    if channels == 1 and img.mode != "L":
+        notes.append("Converted RGB to grayscale for a 1-channel model.")
+        return img.convert("L")
+    if channels == 3 and img.mode != "RGB":
+        notes.append("Converted grayscale to RGB for a 3-channel model.")
+        return img.convert("RGB")
+    return img
+
+
+def _fit(img: Image.Image, spec: ModelSpec, notes: list[str]) -> Image.Image:
+    """MNIST: resized straight to the input size. ImageNet: shorter side to the input size, then centre crop."""
+    h, w = spec.input_size
+    iw, ih = img.size
+    if (iw, ih) == (w, h):
+        return img
+    verb = "Downscaled" if iw * ih > w * h else "Upscaled"
+    if spec.dataset == "mnist":
+        stretched = "" if iw * h == ih * w else " (aspect ratio not kept)"
+        notes.append(f"{verb} from {iw}×{ih} to {w}×{h}{stretched}.")
+        return img.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    scale = max(w / iw, h / ih)
+    rw, rh = max(w, round(iw * scale)), max(h, round(ih * scale))
+    resized = img.resize((rw, rh), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    notes.append(f"{verb} from {iw}×{ih} to {rw}×{rh}" + (f", then centre-cropped to {w}×{h}." if (rw, rh) != (w, h) else "."))
+    left, top = (rw - w) // 2, (rh - h) // 2
+    return resized.crop((left, top, left + w, top + h))
+
+
+def _prepare(img: Image.Image, spec: ModelSpec, notes: list[str]) -> torch.Tensor:
+    img = _fit(_match_channels(_flatten(img, notes), spec.channels, notes), spec, notes)
+    arr = np.asarray(img, dtype=np.uint8).reshape(img.height, img.width, -1)
+    tensor = torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(255).unsqueeze(0).contiguous()
+    if spec.dataset == "mnist" and tensor.mean() > 0.5:
+        notes.append("The image is mostly light, but MNIST digits are white on black, so the model may misread it.")
+    return tensor
+
+
+# ---------------------------------------------------------------------------------------------------- public
+
+
+def load_image(source: Source, spec: ModelSpec, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """A gallery ref (``mnist:N``, ``imagenet:N``), an image file or uploaded bytes, ready for ``spec``'s model."""
+    notes: list[str] = []
+    label: int | None = None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        ref, img = "upload", _decode(bytes(source), max_pixels, "The uploaded file", notes)
+    elif isinstance(source, str) and _REF.match(source) and not os.path.exists(source):
+        dataset, index = _parse_ref(source)
+        ref = f"{dataset}:{index}"
+        img, label = _gallery_image(dataset, index, notes)
+        if dataset != spec.dataset:
+            notes.append(f"{ref} comes from the {dataset} gallery, so its label does not apply to {spec.title}.")
+            label = None
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"There is no image file at {str(path)!r}.")
+        ref, img = str(path), _decode(path, max_pixels, f"The file {str(path)!r}", notes)
+    try:
+        tensor = _prepare(img, spec, notes)
+    except ImageError:
+        raise
+    except Exception as err:
+        raise ImageError(f"The image {ref!r} (mode {img.mode}) could not be converted for {spec.name}.") from err
+    return LoadedImage(tensor, label, ref, notes)
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) or (1, C, H, W) tensor in [0, 1] as uint8 HWC, or HW for one channel."""
+    t = tensor.detach().cpu()
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (C, H, W) or (1, C, H, W) image tensor with 1 or 3 channels, got {tuple(tensor.shape)}")
+    arr = t.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return arr[:, :, 0] if arr.shape[2] == 1 else arr
+
+
+def save_png(tensor: torch.Tensor, path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    Image.fromarray(to_uint8(tensor)).save(path, format="PNG")
+    return path

@@ -1,0 +1,106 @@
+"""The `advlens` command line: real attacks on the bundled model, files written, bad input refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+REQUIRED = {"success", "target", "pred_before", "pred_after", "l0", "l1", "l2", "linf", "c", "iterations",
+            "seconds", "device"}
+
+
+def advlens(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "advlens.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_models_lists_the_registry():
+    out = advlens("models")
+    assert out.returncode == 0, out.stderr
+    for name in ("mnist-cnn", "efficientnet-lite0", "resnet50", "inception-v3"):
+        assert name in out.stdout
+
+
+def test_images_lists_the_gallery():
+    out = advlens("images")
+    assert out.returncode == 0, out.stderr
+    assert "mnist:0 " in out.stdout and "imagenet:7 " in out.stdout
+
+
+@pytest.mark.parametrize("attack", ["ead", "cw", "ead-ista", "cov"])
+def test_attack_writes_images_and_result(attack, tmp_path: Path):
+    out_dir = tmp_path / "run"
+    out = advlens("attack", "--model", "mnist-cnn", "--image", "mnist:3", "--attack", attack, "--target", "4",
+                  "--c", "0.1", "--steps", "200", "--binary-steps", "3", "--device", "cpu", "--out", str(out_dir))
+    assert out.returncode == 0, out.stderr
+    result = json.loads((out_dir / "result.json").read_text())
+    assert REQUIRED <= set(result)
+    assert result["success"] is True and result["target"] == 4 and result["pred_after"] == 4
+    assert result["pred_before"] != 4 and result["device"] == "cpu"
+    assert result["l2"] > 0 and result["l0"] >= 1 and result["linf"] <= 1
+    for name in ("original.png", "adversarial.png", "perturbation.png"):
+        with Image.open(out_dir / name) as im:
+            assert im.size == (28, 28)
+
+
+def test_adversarial_png_is_still_adversarial(tmp_path: Path, mnist_model):
+    import numpy as np
+    import torch
+
+    out_dir = tmp_path / "run"
+    out = advlens("attack", "--image", "mnist:5", "--attack", "ead", "--target", "2", "--kappa", "5",
+                  "--c", "1", "--steps", "300", "--binary-steps", "2", "--out", str(out_dir))
+    assert out.returncode == 0, out.stderr
+    pixels = np.asarray(Image.open(out_dir / "adversarial.png"), dtype=np.float32) / 255
+    assert mnist_model(torch.from_numpy(pixels)[None, None]).argmax(1).item() == 2  # survives 8-bit rounding
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--beta", "-1"], "beta"),
+    (["--model", "nope"], "nope"),
+    (["--image", "mnist:99999"], "mnist"),
+    (["--steps", "0"], "steps"),
+    (["--target", "12"], "target"),
+    (["--attack", "cw", "--beta", "0.01"], "beta"),
+])
+def test_bad_arguments_exit_non_zero_with_one_line_and_write_nothing(args, words, tmp_path: Path):
+    out_dir = tmp_path / "run"
+    base = {"--image": "mnist:0", "--model": "mnist-cnn"}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    argv = ["attack", "--out", str(out_dir), "--steps", "5", "--binary-steps", "1"]
+    for flag, value in base.items():
+        argv += [flag, value]
+    out = advlens(*argv)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], out.stderr
+    assert not out_dir.exists()
+
+
+def test_a_file_that_is_not_an_image_is_refused(tmp_path: Path):
+    bogus = tmp_path / "notes.png"
+    bogus.write_text("this is not an image")
+    out = advlens("attack", "--image", str(bogus), "--out", str(tmp_path / "run"))
+    assert out.returncode != 0
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_user_image_file_is_attacked_against_its_prediction(tmp_path: Path):
+    img = Image.new("L", (280, 280), 0)
+    for x in range(120, 160):  # a thick vertical stroke, roughly a "1"
+        for y in range(40, 240):
+            img.putpixel((x, y), 255)
+    path = tmp_path / "one.png"
+    img.convert("RGB").save(path)
+    out = advlens("attack", "--image", str(path), "--attack", "ead", "--untargeted", "--c", "0.1", "--steps", "150",
+                  "--binary-steps", "3", "--out", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["target"] is None and result["success"] is True
+    assert result["pred_after"] != result["pred_before"]
