@@ -29,7 +29,10 @@ class _TanhAdam:
         self.adam = torch.optim.Adam([self.m], lr=learning_rate)
 
     def step(self, k: int) -> Step:
-        x = (self.x0 + (torch.tanh(self.w0 + self.m) - self.tanh_w0) / 2).clamp(0.0, 1.0)
+        x = self.x0 + (torch.tanh(self.w0 + self.m) - self.tanh_w0) / 2
+        # x can leave [0,1] by rounding (≤ 5e-7); clamp its value but not its gradient, or pixels at exactly 0
+        # or 1 (most of an MNIST digit) would get a zero gradient from clamp and never move.
+        x = x + (x.clamp(0.0, 1.0) - x).detach()
         margin = logit_margin(self.model(x), self.labels, self.targets)
         f = hinge_loss(margin, self.kappa)
         l1, l2sq, en = elastic_net(x - self.x0, self.beta)
