@@ -41,7 +41,8 @@ ATTACKS: dict[str, AttackInfo] = {
                    _COMMON + ("beta", "learning_rate", "decision_rule", "scaled_threshold")),
         AttackInfo("cov", "COV (tanh + Adam on the elastic net)", attacks.cov, {}, _COMMON + ("beta", "learning_rate")),
         AttackInfo("strattack", "StrAttack (ADMM, group sparse)", _strattack, {},
-                   _COMMON + ("group_size", "stride", "epsilon", "rho", "tau", "gamma", "refine")),
+                   _COMMON + ("group_size", "stride", "epsilon", "rho", "alpha", "tau", "gamma", "refine",
+                              "refine_percentile", "refine_search_steps", "refine_steps")),
     )
 }
 
@@ -114,5 +115,12 @@ def summary(result: AttackResult, model: PixelModel, index: int = 0) -> dict[str
         "seconds": result.seconds,
         "device": result.device,
         "stopped": result.stopped,
-        "params": result.params,
+        "params": {k: _json_value(v, index) for k, v in result.params.items()},
     }
+
+
+def _json_value(value: Any, index: int) -> Any:
+    """Parameters as JSON: a per-sample tensor (StrAttack's ``refined``) becomes this sample's value."""
+    if isinstance(value, Tensor):
+        return value.reshape(-1)[index].item() if value.numel() > 1 else value.item()
+    return value

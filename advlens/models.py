@@ -32,7 +32,9 @@ class ModelSpec:
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    cam_layer: str  # dotted path, inside the wrapped network, of the layer CAMs look at
+    # Dotted path, inside the wrapped network, of the layer CAMs look at; ":input" means the tensor entering
+    # that module (EfficientNet-Lite0's head activation is a ReLU6 module shared with its stem).
+    cam_layer: str
     gap_linear_head: Optional[tuple[str, str]]  # (features module, linear module) for the original CAM
     build: Callable[[], nn.Module]
     offline: bool  # weights ship with the installation
@@ -103,7 +105,8 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("mnist-cnn", "Carlini–Wagner MNIST CNN", "mnist", (28, 28), 1, (0.0,), (1.0,),
                   cam_layer="8", gap_linear_head=None, build=_mnist_cnn, offline=True),
         ModelSpec("efficientnet-lite0", "EfficientNet-Lite0 (ImageNet)", "imagenet", (224, 224), 3,
-                  (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), cam_layer="_bn1", gap_linear_head=("_bn1", "_fc"),
+                  (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), cam_layer="_avg_pooling:input",
+                  gap_linear_head=("_avg_pooling:input", "_fc"),
                   build=_efficientnet_lite0, offline=True),
         ModelSpec("resnet50", "ResNet-50 (torchvision, ImageNet)", "imagenet", (224, 224), 3,
                   IMAGENET_MEAN, IMAGENET_STD, cam_layer="layer4", gap_linear_head=("layer4", "fc"),
@@ -128,14 +131,6 @@ def load_model(name: str, device: torch.device | str = "cpu") -> PixelModel:
     """The named model, wrapped to take [0,1] images, in eval mode on ``device``."""
     spec = get_spec(name)
     return PixelModel(spec.build(), spec.mean, spec.std).to(device)
-
-
-def resolve_layer(model: PixelModel, path: str) -> nn.Module:
-    """The module at a dotted path inside the wrapped network (``"layer4"``, ``"8"``)."""
-    module: nn.Module = model.net
-    for part in path.split("."):
-        module = module[int(part)] if part.isdigit() else getattr(module, part)
-    return module
 
 
 def available(names: Sequence[str] | None = None) -> list[ModelSpec]:

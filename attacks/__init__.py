@@ -4,6 +4,7 @@ from attacks.base import AttackResult, Callback, IterationState
 from attacks.cw import cov, cw_l2
 from attacks.ead import ead, project_shrink
 from attacks.model import PixelModel
+from attacks.strattack import strattack
 from attacks.targets import all_targets, random_targets
 
 __all__ = [

@@ -1,0 +1,235 @@
+"""Class activation maps: the original CAM (Zhou et al.) and Grad-CAM, Grad-CAM++, Score-CAM via pytorch-grad-cam.
+
+All maps are ReLU(Σ_k w_k A_k) over a feature map A (N, K, h, w), in the method's own units (not min-max scaled:
+comparing C(x0, t0) with C(x_adv, t0) needs a common scale), bilinearly upsampled to the input size. Models take
+[0,1] images (``PixelModel``); layer paths are dotted paths inside ``model.net`` as in the model registry.
+
+A layer path may end in ``:input`` to mean "the tensor entering that module" rather than its output. That is how
+a network whose last activation module is shared or absent gets a clean post-activation hook point: for
+EfficientNet-Lite0 ``_avg_pooling:input`` is ReLU6(_bn1(_conv_head(x))), the features the GAP + linear head sees.
+
+Hooks are the model's shared state. Every function here attaches them inside a context manager (the pytorch-grad-cam
+objects as ``with`` blocks) and holds ``MODEL_LOCK`` while they are attached, so a cached model shared by reruns of
+a Streamlit script never keeps a hook, and two CAM computations never see each other's activations.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+CAM_METHODS: tuple[str, ...] = ("cam", "gradcam", "gradcam++", "scorecam")
+CAM_TITLES: dict[str, str] = {
+    "cam": "CAM (Zhou et al.)", "gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM",
+}
+CAM_UNITS: dict[str, str] = {  # colour-bar labels: the original CAM is in logit units, the others arbitrary
+    "cam": "CAM (logit per location)", "gradcam": "Grad-CAM (a.u.)", "gradcam++": "Grad-CAM++ (a.u.)",
+    "scorecam": "Score-CAM (a.u.)",
+}
+INPUT_SUFFIX = ":input"
+
+# Held while hooks are attached. Hold it too around any other pass through a model that is shared between threads
+# (e.g. an attack in another Streamlit session): a hook sees every forward pass, not only its own caller's.
+MODEL_LOCK = threading.RLock()
+
+
+def module_at(model: nn.Module, path: str) -> nn.Module:
+    """The module at a dotted path inside ``model.net`` (or inside ``model`` when it has no ``.net``)."""
+    module: nn.Module = getattr(model, "net", model)
+    for part in path.removesuffix(INPUT_SUFFIX).split("."):
+        module = module[int(part)] if part.isdigit() else getattr(module, part)
+    return module
+
+
+@contextmanager
+def feature_point(model: nn.Module, layer: str) -> Iterator[nn.Module]:
+    """A module whose forward output is the feature map named by ``layer``, hooks removed on exit.
+
+    A plain path yields the module itself. A path ending in ``:input`` routes the module's input through a fresh
+    ``nn.Identity`` tap (by a forward pre-hook) and yields the tap, so hooks on the tap see exactly that input and
+    its gradient, and the network computes the same function.
+    """
+    module = module_at(model, layer)
+    if not layer.endswith(INPUT_SUFFIX):
+        yield module
+        return
+    tap = nn.Identity()
+    handle = module.register_forward_pre_hook(lambda _m, args: (tap(args[0]), *args[1:]))
+    try:
+        yield tap
+    finally:
+        handle.remove()
+
+
+def features_and_logits(model: nn.Module, images: Tensor, layer: str) -> tuple[Tensor, Tensor]:
+    """The feature map at ``layer`` (N, K, h, w) and the logits (N, classes), from one forward pass, no grad."""
+    captured: list[Tensor] = []
+    with MODEL_LOCK, feature_point(model, layer) as point:
+        handle = point.register_forward_hook(lambda _m, _args, out: captured.append(out.detach()))
+        try:
+            with torch.no_grad():
+                logits = model(images)
+        finally:
+            handle.remove()
+    if len(captured) != 1:
+        raise RuntimeError(f"Layer {layer!r} ran {len(captured)} times in one forward pass; a CAM needs exactly one "
+                           f"(is the module shared, e.g. one activation reused by several blocks?).")
+    return captured[0], logits
+
+
+def original_cam(model: nn.Module, images: Tensor, classes: Tensor, *, layer: str, linear: str) -> Tensor:
+    """Zhou et al.'s CAM at feature resolution, (N, h, w): M_c(i, j) = Σ_k w_{c,k} A_k(i, j), before ReLU.
+
+    Valid for a global-average-pooling + linear head: ``layer`` must be the features the pooling averages and
+    ``linear`` the ``nn.Linear`` applied to the pooled vector (so the class logit is mean_ij M_c(i, j) + bias).
+    """
+    fc = module_at(model, linear)
+    if not isinstance(fc, nn.Linear):
+        raise ValueError(f"{linear!r} is a {type(fc).__name__}, not the nn.Linear of a GAP + linear head.")
+    feats, logits = features_and_logits(model, images, layer)
+    if feats.dim() != 4 or feats.shape[1] != fc.in_features:
+        raise ValueError(f"Features at {layer!r} have shape {tuple(feats.shape)}; the linear head expects "
+                         f"{fc.in_features} channels.")
+    classes = classes.to(fc.weight.device)
+    weights = fc.weight.detach()[classes].to(feats.dtype)  # (N, K): w_{c,k} of each sample
+    maps = torch.einsum("nk,nkhw->nhw", weights, feats)
+    # The CAM identity Z_c = mean_ij M_c(i, j) + b_c holds only for the features the head really pools.
+    bias = fc.bias.detach()[classes] if fc.bias is not None else 0.0
+    picked = logits.gather(1, classes.view(-1, 1))[:, 0]
+    if not torch.allclose(maps.mean((1, 2)) + bias, picked, rtol=1e-3, atol=1e-3):
+        raise ValueError(f"The features at {layer!r} are not what {linear!r} sees after global average pooling "
+                         f"(mean CAM + bias ≠ logit): point the head at the pooling layer's input, e.g. "
+                         f"'<pool>{INPUT_SUFFIX}'.")
+    return maps
+
+
+def _grad_cam_class(method: str) -> type:
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
+
+    base = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM}[method]
+
+    class KeepRawMaps(base):  # type: ignore[misc, valid-type]
+        """Keeps Σ_k w_k A_k per layer before pytorch-grad-cam min-max scales and resizes it."""
+
+        raw: list[np.ndarray]
+
+        def get_cam_image(self, *args, **kwargs):  # noqa: ANN002, ANN003 (pytorch-grad-cam's signature)
+            cam = super().get_cam_image(*args, **kwargs)
+            self.raw.append(np.asarray(cam, dtype=np.float32))
+            return cam
+
+    return KeepRawMaps
+
+
+def grad_cam(model: nn.Module, images: Tensor, classes: Tensor, *, layer: str, method: str = "gradcam",
+             batch_size: int = 64) -> Tensor:
+    """Grad-CAM / Grad-CAM++ / Score-CAM of pytorch-grad-cam at feature resolution, (N, h, w), before ReLU.
+
+    The input gets ``requires_grad`` so gradients reach the layer even if the model's parameters are frozen; the
+    parameter gradients pytorch-grad-cam's ``backward`` leaves behind are cleared again. ``batch_size`` is the
+    number of masked images Score-CAM scores per forward pass (it needs one per feature channel).
+    """
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    cam_class = _grad_cam_class(method)
+    targets = [ClassifierOutputTarget(int(c)) for c in classes]
+    x = images.detach().clone().requires_grad_(method != "scorecam")
+    raw: list[np.ndarray] = []
+    with MODEL_LOCK, _silent_score_cam():
+        try:
+            with feature_point(model, layer) as point, cam_class(model=model, target_layers=[point]) as cam:
+                cam.raw = []
+                cam.batch_size = batch_size
+                cam(input_tensor=x, targets=targets)
+                raw = list(cam.raw)
+                runs = len(cam.activations_and_grads.activations)  # Score-CAM's own scoring passes add more
+                if method != "scorecam" and runs != 1:
+                    raise RuntimeError(f"Layer {layer!r} ran {runs} times in one forward pass; a CAM needs exactly "
+                                       f"one (is the module shared, e.g. one activation reused by several blocks?).")
+        finally:
+            model.zero_grad(set_to_none=True)
+    # pytorch-grad-cam's __exit__ swallows an IndexError (printing it), so an empty result means it failed.
+    if len(raw) != 1:
+        raise RuntimeError(f"{CAM_TITLES[method]} on layer {layer!r} produced no map (did the layer run, and "
+                           f"are the classes valid?).")
+    return torch.from_numpy(raw[0])
+
+
+@contextmanager
+def _silent_score_cam() -> Iterator[None]:
+    """pytorch-grad-cam's Score-CAM draws a tqdm bar per image on stderr; the CLI and the app show their own."""
+    from pytorch_grad_cam import score_cam
+
+    original = score_cam.tqdm
+    score_cam.tqdm = SimpleNamespace(tqdm=lambda iterable, *args, **kwargs: iterable)
+    try:
+        yield
+    finally:
+        score_cam.tqdm = original
+
+
+def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of (N, h, w) maps to (N, H, W) (half-pixel centres, like pytorch-grad-cam's cv2.resize)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def class_activation_maps(model: nn.Module, images: Tensor, classes: Tensor, *, method: str, layer: str,
+                          linear: Optional[str] = None, batch_size: int = 64) -> Tensor:
+    """C(x, c) for each image and class, (N, H, W) ≥ 0 on the CPU: ReLU of the method's map, upsampled to the image.
+
+    ``method`` is one of ``CAM_METHODS``; "cam" (the original) needs ``linear``, the GAP + linear head's layer.
+    """
+    if method not in CAM_METHODS:
+        raise ValueError(f"Unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}.")
+    if method == "cam":
+        if linear is None:
+            raise ValueError("The original CAM needs a global-average-pooling + linear head; this model has none.")
+        maps = original_cam(model, images, classes, layer=layer, linear=linear)
+    else:
+        maps = grad_cam(model, images, classes, layer=layer, method=method, batch_size=batch_size)
+    return upsample(maps.detach().float().cpu().clamp_min(0), tuple(images.shape[-2:]))
+
+
+def cam_quartet(model: nn.Module, original: Tensor, adversarial: Tensor, labels: Tensor, targets: Tensor, *,
+                method: str, layer: str, linear: Optional[str] = None, batch_size: int = 64) -> dict[str, Tensor]:
+    """The four maps of Fig. 4, each (N, H, W): C(x0, t0), C(x0, t), C(x_adv, t0), C(x_adv, t).
+
+    Keys: "x0_t0", "x0_t", "adv_t0", "adv_t". Both images go through in one batch per class.
+    """
+    both = torch.cat([original, adversarial])
+    options = dict(method=method, layer=layer, linear=linear, batch_size=batch_size)
+    for_t0 = class_activation_maps(model, both, torch.cat([labels, labels]), **options)
+    for_t = class_activation_maps(model, both, torch.cat([targets, targets]), **options)
+    n = original.shape[0]
+    return {"x0_t0": for_t0[:n], "x0_t": for_t[:n], "adv_t0": for_t0[n:], "adv_t": for_t[n:]}
+
+
+def normalise_maps(maps: Tensor) -> Tensor:
+    """Per-map min-max scaling to [0, 1] (what pytorch-grad-cam returns); a constant map becomes 0."""
+    flat = maps.flatten(1)
+    low, high = flat.amin(1, keepdim=True), flat.amax(1, keepdim=True)
+    return ((flat - low) / (high - low).clamp_min(1e-12)).view_as(maps)
+
+
+def default_method(gap_linear_head: Optional[tuple[str, str]]) -> str:
+    """The original CAM where the model has a GAP + linear head (exact, one forward pass), else Grad-CAM."""
+    return "cam" if gap_linear_head is not None else "gradcam"
+
+
+def registry_options(spec: object, method: str) -> dict[str, Optional[str]]:
+    """``layer``/``linear`` keyword arguments for a ``ModelSpec``: the head's features for CAM, else ``cam_layer``."""
+    head = getattr(spec, "gap_linear_head", None)
+    if method == "cam":
+        if head is None:
+            raise ValueError(f"{getattr(spec, 'title', spec)} has no GAP + linear head: use Grad-CAM instead.")
+        return {"layer": head[0], "linear": head[1]}
+    return {"layer": getattr(spec, "cam_layer"), "linear": None}

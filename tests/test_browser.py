@@ -1,0 +1,186 @@
+"""End to end in a real browser: ``streamlit run app.py`` on a free localhost port, driven by Playwright + chromium.
+
+Uses Debian's chromium at /usr/bin/chromium (Playwright's own browser download does not work offline;
+scripts/test.sh installs the package). Screenshots land in test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
+RUN_TIMEOUT_MS = 240_000
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason=f"no chromium at {CHROMIUM}: install Debian's chromium (scripts/test.sh does)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app on a free port, until the module's tests are done."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = _free_port()
+    log = open(ARTIFACTS / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert proc.poll() is None, f"streamlit exited ({proc.returncode}); see {ARTIFACTS / 'streamlit.log'}"
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            assert time.time() < deadline, "streamlit did not answer its health check within 120 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
+expect = sync_api.expect
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def wait_idle(page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
+    """Until the script run is over: Streamlit shows its status widget while a script runs."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    page.wait_for_timeout(300)
+
+
+def screenshot(page, name: str) -> Path:
+    """The whole page: Streamlit scrolls inside its main container, so the viewport grows to the content."""
+    height = page.evaluate("() => Math.max(document.querySelector('[data-testid=\"stMain\"]').scrollHeight,"
+                           " document.body.scrollHeight)")
+    page.set_viewport_size({"width": 1280, "height": int(height) + 40})
+    page.wait_for_timeout(800)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1280, "height": 800})
+    return path
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option of a Streamlit select box by typing into it."""
+    box = page.get_by_test_id("stSelectbox").filter(has=page.get_by_text(label, exact=True))
+    box.locator("input").click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).first.click()
+    wait_idle(page)
+
+
+def no_exception(page) -> None:
+    assert page.get_by_test_id("stException").count() == 0
+
+
+def test_explore_ead_on_a_digit(server, page):
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)
+    wait_idle(page)
+    choose(page, "Model", "Carlini–Wagner MNIST CNN")
+    choose(page, "Image", "digit 3 (#3)")
+    expect(page.get_by_text("True class 3")).to_be_visible(timeout=60_000)
+    ead = page.get_by_role("radio", name="EAD-FISTA")
+    ead.click()
+    wait_idle(page)
+    expect(ead).to_have_attribute("aria-checked", "true")
+    page.get_by_role("button", name="Run attack").click()
+
+    success = page.get_by_test_id("stAlert").filter(has_text=re.compile(r"Success — 3 → "))
+    success.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    l1 = page.get_by_test_id("stMetric").filter(has_text="ℓ1").get_by_test_id("stMetricValue")
+    expect(l1).to_have_text(re.compile(r"^\d+(\.\d+)?$"), timeout=60_000)
+    assert float(l1.inner_text()) > 0
+    expect(page.get_by_text(re.compile(r"^EAD-FISTA on digit 3 \(#3\)"))).to_be_visible()
+    no_exception(page)
+    assert screenshot(page, "browser_explore.png").stat().st_size > 10_000
+
+
+def test_stop_keeps_the_best_result_so_far(server, page):
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)
+    wait_idle(page)
+    for name, value in (("Binary-search steps", "1"), ("Iterations per step", "5000")):
+        box = page.get_by_role("spinbutton", name=name)
+        box.fill(value)
+        box.press("Tab")
+    page.get_by_role("button", name="Run attack").click()
+    progress = page.get_by_test_id("stProgress")
+    progress.wait_for(timeout=60_000)
+    page.wait_for_function("() => /iteration ([3-9]\\d|\\d{3,})\\/5000/.test("
+                           "document.querySelector('[data-testid=\"stProgress\"]')?.innerText || '')",
+                           timeout=RUN_TIMEOUT_MS)
+    page.get_by_test_id("stButton").get_by_role("button", name="Stop").click()
+    caption = page.get_by_text(re.compile(r"(\d+) iterations in .* stopped early, best so far"))
+    caption.wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    iterations = int(re.search(r"(\d+) iterations", caption.inner_text()).group(1))
+    assert 0 < iterations < 5000
+    expect(page.get_by_test_id("stMetric").filter(has_text="ℓ1")).to_have_count(1, timeout=60_000)
+    no_exception(page)
+    screenshot(page, "browser_stop.png")
+
+
+def test_compare_runs_all_four_attacks(server, page):
+    page.goto(f"{server}/compare", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Compare").wait_for(timeout=120_000)
+    wait_idle(page)
+    choose(page, "Image", "digit 3 (#3)")
+    expect(page.get_by_text("True class 3")).to_be_visible(timeout=60_000)
+    page.get_by_role("button", name="Run all four").click()
+
+    page.get_by_role("heading", name="Metrics").wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    for title in ("C&W L2", "EAD · EN rule", "EAD · L1 rule", "StrAttack"):
+        expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile(r"^ℓ1 \d+\.\d+ · ℓ2"))).to_have_count(4, timeout=60_000)
+    assert page.get_by_text(re.compile(r"Success → ")).count() >= 3
+    expect(page.get_by_text("Interpretability score vs ν")).to_be_visible(timeout=60_000)
+    no_exception(page)
+    assert screenshot(page, "browser_compare.png").stat().st_size > 10_000
