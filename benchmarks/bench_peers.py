@@ -217,10 +217,10 @@ Where a peer cannot be given the same setting, or does something else on its own
 - **ART** processes `batch_size` samples at a time, 1 by default: it is set to the whole batch here
   ({n}). `ElasticNet` takes two class gradients per iteration, each one backward pass per distinct class in
   the batch, and a third forward pass to judge x(k). It zeroes the whole gradient, the ‖δ‖₂² term included,
-  of every sample whose hinge is inactive (already adversarial): such a sample then moves by the shrinkage
-  S_β alone, β per coordinate towards x₀ — a pure ℓ₁ step. That is why ART can end with a lower ℓ₁ than the
-  exact EAD update (which keeps pulling with the ℓ₂ gradient and so trades some ℓ₁ for ℓ₂): it is not a
-  better solver of eq. (7), and its ℓ₂ is correspondingly higher.
+  of every sample whose hinge is inactive (already adversarial): such a sample is pulled back towards x₀ by
+  the shrinkage S_β alone (β per coordinate), without the 2α(x − x₀) step of eq. (7)'s gradient, so it
+  follows a different path from the exact update (slower back towards x₀ once adversarial). Whichever way
+  that moves its ℓ₁ on a given network, it is a different iteration, not a better solver of eq. (7).
 - **foolbox** is given `abort_early=False` (its default aborts; its check looks at the loss without the ℓ₁
   term). With ≥ 10 binary steps it repeats the last step at c = min(upper bound, 1e10); with {bs} steps it
   does not. It returns an all-zero (black) image where it failed; the common test below judges that image

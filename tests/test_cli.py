@@ -35,7 +35,7 @@ def test_images_lists_the_gallery():
 def test_attack_writes_images_and_result(attack, tmp_path: Path):
     out_dir = tmp_path / "run"
     out = advlens("attack", "--model", "mnist-cnn", "--image", "mnist:3", "--attack", attack, "--target", "4",
-                  "--c", "0.1", "--steps", "200", "--binary-steps", "3", "--device", "cpu", "--out", str(out_dir))
+                  "--c", "1", "--steps", "300", "--binary-steps", "3", "--device", "cpu", "--out", str(out_dir))
     assert out.returncode == 0, out.stderr
     result = json.loads((out_dir / "result.json").read_text())
     assert REQUIRED <= set(result)
