@@ -53,7 +53,7 @@ def delta_step(a: Tensor, rho: float, gamma: float) -> Tensor:
 
 def w_step(b: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
     """argmin_w h(w) + ρ/2‖w − b‖2², b = z − s/ρ: b clipped to the box (eq. 11)."""
-    return torch.minimum(torch.maximum(b, lower), upper)
+    return torch.clamp(b, lower, upper)
 
 
 def y_step(c: Tensor, grouping: Grouping, threshold: float) -> Tensor:
@@ -78,16 +78,13 @@ def y_copies_step(c_columns: Tensor, threshold: float) -> Tensor:
     return block_shrink(c_columns, threshold)
 
 
-def z_step(z: Tensor, a_prime: Tensor, b_prime: Tensor, c_prime: Tensor, grad: Tensor, eta: float,
-           rho: float) -> Tensor:
-    """The linearised z-step (14): z = (η z^k + ρa' + ρb' + ρc' − ∇f(z^k + x0)) / (η + 3ρ) (eq. 15)."""
-    return (eta * z + rho * (a_prime + b_prime + c_prime) - grad) / (eta + 3 * rho)
+def z_step(z: Tensor, targets: Tensor, count: int, grad: Tensor, eta: float, rho: float) -> Tensor:
+    """argmin_z ∇f(z^k + x0)ᵀ(z − z^k) + η/2‖z − z^k‖2² + ρ/2 Σ_j ‖z − t_j‖2² over ``count`` points t_j summing to
+    ``targets``: z = (η z^k + ρ Σ_j t_j − ∇f) / (η + count·ρ).
 
-
-def z_copies_step(z: Tensor, a_prime: Tensor, b_prime: Tensor, c_prime_sum: Tensor, grad: Tensor, eta: float,
-                  rho: float, copies: int) -> Tensor:
-    """z = (η z^k + ρa' + ρb' + ρ Σ_i c'_i − ∇f(z^k + x0)) / (η + 2ρ + P·Q·ρ) (eq. 18), P·Q = ``copies``."""
-    return (eta * z + rho * (a_prime + b_prime + c_prime_sum) - grad) / (eta + (2 + copies) * rho)
+    Eq. (15) with t = a', b', c' (count 3); eq. (18) with a', b', c'_1 … c'_PQ (count 2 + P·Q); eq. (22) with a'.
+    """
+    return (targets * rho).add_(z, alpha=eta).sub_(grad).div_(eta + count * rho)
 
 
 def refine_delta_step(a: Tensor, rho: float, gamma: float, lower: Tensor, upper: Tensor, support: Tensor) -> Tensor:
@@ -97,7 +94,7 @@ def refine_delta_step(a: Tensor, rho: float, gamma: float, lower: Tensor, upper:
 
 def refine_z_step(z: Tensor, a_prime: Tensor, grad: Tensor, eta: float, rho: float, support: Tensor) -> Tensor:
     """z = (η z^k + ρa' − ∇f(z^k + x0)) / (η + ρ) on the support, 0 off it (eq. 22)."""
-    return torch.where(support, (eta * z + rho * a_prime - grad) / (eta + rho), 0.0)
+    return torch.where(support, z_step(z, a_prime, 1, grad, eta, rho), 0.0)
 
 
 def sparse_support(delta: Tensor, percentile: float) -> Tensor:
@@ -155,9 +152,10 @@ class _Judge:
 class _Admm:
     """Problem (4) for S ≥ r (Proposition 1) or problem (16) for S < r (Proposition 2), at one value of c.
 
-    Every ADMM variable starts at zero for each value of c. The iterate judged is δ̂ = y^{k+1} (for overlapping
-    groups, the average of the copies over the groups covering each pixel) clipped to the box: exactly zero
-    wherever y is, and feasible.
+    Every ADMM variable starts at zero for each value of c. The multipliers are kept scaled, as u/ρ, s/ρ, v/ρ,
+    which turns a = z − u/ρ, a' = δ + u/ρ and u ← u + ρ(δ − z) into plain sums. The iterate judged is
+    δ̂ = y^{k+1} (for overlapping groups, the average of the copies over the groups covering each pixel) clipped
+    to the box: exactly zero wherever y is, and feasible.
     """
 
     def __init__(self, judge: _Judge, lower: Tensor, upper: Tensor, *, rho: float, alpha: float, tau: float,
@@ -167,44 +165,47 @@ class _Admm:
         x0, grouping = judge.x0, judge.grouping
         self.grouping = grouping
         self.z = torch.zeros_like(x0)
-        self.u = torch.zeros_like(x0)  # multiplier of δ = z
-        self.s = torch.zeros_like(x0)  # multiplier of w = z
+        self.u = torch.zeros_like(x0)  # u/ρ, multiplier of δ = z
+        self.s = torch.zeros_like(x0)  # s/ρ, multiplier of w = z
         if grouping.overlapping:
-            self.v = x0.new_zeros(x0.shape[0], x0.shape[1] * grouping.size**2, grouping.count)  # v_i on D_i
+            self.v = x0.new_zeros(x0.shape[0], x0.shape[1] * grouping.size**2, grouping.count)  # v_i/ρ on D_i
             self.cover = coverage(grouping, x0.shape[1], x0.device, x0.dtype)  # m
+            self.off_group = grouping.count - self.cover  # copies that do not cover a pixel
         else:
-            self.v = torch.zeros_like(x0)  # multiplier of y = z
+            self.v = torch.zeros_like(x0)  # v/ρ, multiplier of y = z
 
     def step(self, k: int) -> Step:
-        rho, z, u, s, v = self.rho, self.z, self.u, self.s, self.v
+        z, u, s, v, grouping = self.z, self.u, self.s, self.v, self.grouping
         grad = self.judge.gradient(z)
         eta = _eta(self.alpha, k)
         with torch.no_grad():
-            delta = delta_step(z - u / rho, rho, self.gamma)  # eq. (10)
-            w = w_step(z - s / rho, self.lower, self.upper)  # eq. (11)
-            if self.grouping.overlapping:
-                z_columns = unfold_groups(z, self.grouping)
-                y = y_copies_step(z_columns - v / rho, self.threshold)  # eq. (17)
-                y_pixels = fold_groups(y, self.grouping)
-                # ρ Σ_i c'_i = ρ(P·Q − m) z^k + ρ fold(y_i) + fold(v_i), see y_copies_step.
-                c_prime_sum = (self.grouping.count - self.cover) * z + y_pixels + fold_groups(v, self.grouping) / rho
-                z_next = z_copies_step(z, delta + u / rho, w + s / rho, c_prime_sum, grad, eta, rho,
-                                       self.grouping.count)  # eq. (18)
-                v.add_(y - unfold_groups(z_next, self.grouping), alpha=rho)  # eq. (9) per copy
-                sparse = y_pixels / self.cover
+            delta = delta_step(z - u, self.rho, self.gamma)  # eq. (10)
+            w = w_step(z - s, self.lower, self.upper)  # eq. (11)
+            targets = torch.add(delta, u).add_(w).add_(s)  # a' + b'
+            if grouping.overlapping:
+                y = y_copies_step(unfold_groups(z, grouping).sub_(v), self.threshold)  # eq. (17)
+                sparse = fold_groups(y, grouping)
+                # Σ_i c'_i = (P·Q − m) z^k + fold(y_i + v_i/ρ), see y_copies_step.
+                targets.addcmul_(self.off_group, z).add_(sparse).add_(fold_groups(v, grouping))
+                z_next = z_step(z, targets, 2 + grouping.count, grad, eta, self.rho)  # eq. (18)
+                v.add_(y).sub_(unfold_groups(z_next, grouping))  # eq. (9), every copy
+                sparse.div_(self.cover)
             else:
-                y = y_step(z - v / rho, self.grouping, self.threshold)  # eq. (12)
-                z_next = z_step(z, delta + u / rho, w + s / rho, y + v / rho, grad, eta, rho)  # eq. (15)
-                v.add_(y - z_next, alpha=rho)  # eq. (9)
+                y = y_step(z - v, grouping, self.threshold)  # eq. (12)
+                z_next = z_step(z, targets.add_(y).add_(v), 3, grad, eta, self.rho)  # eq. (15)
+                v.add_(y).sub_(z_next)  # eq. (9)
                 sparse = y
-            u.add_(delta - z_next, alpha=rho)  # eq. (9)
-            s.add_(w - z_next, alpha=rho)  # eq. (9)
+            u.add_(delta).sub_(z_next)  # eq. (9)
+            s.add_(w).sub_(z_next)  # eq. (9)
             self.z = z_next
-            return self.judge(w_step(sparse, self.lower, self.upper), {})
+            return self.judge(sparse.clamp_(self.lower, self.upper), {})
 
 
 class _Refine:
-    """Problem (20) under a fixed support (Proposition 3), at one value of c, started from δ* (z^0 = δ*)."""
+    """Problem (20) under a fixed support (Proposition 3), at one value of c, started from δ* (z^0 = δ*).
+
+    The multiplier is kept scaled, as u/ρ.
+    """
 
     def __init__(self, judge: _Judge, lower: Tensor, upper: Tensor, support: Tensor, start: Tensor, *,
                  rho: float, alpha: float, gamma: float) -> None:
@@ -214,12 +215,12 @@ class _Refine:
         self.u = torch.zeros_like(start)
 
     def step(self, k: int) -> Step:
-        rho, z, u = self.rho, self.z, self.u
+        z, u = self.z, self.u
         grad = self.judge.gradient(z)
         with torch.no_grad():
-            delta = refine_delta_step(z - u / rho, rho, self.gamma, self.lower, self.upper, self.support)  # (21)
-            self.z = refine_z_step(z, delta + u / rho, grad, _eta(self.alpha, k), rho, self.support)  # eq. (22)
-            u.add_(delta - self.z, alpha=rho)  # eq. (53)
+            delta = refine_delta_step(z - u, self.rho, self.gamma, self.lower, self.upper, self.support)  # eq. (21)
+            self.z = refine_z_step(z, delta + u, grad, _eta(self.alpha, k), self.rho, self.support)  # eq. (22)
+            u.add_(delta).sub_(self.z)  # eq. (53)
             return self.judge(delta, {"support": self.support})
 
 

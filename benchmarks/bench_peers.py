@@ -213,7 +213,9 @@ Where a peer cannot be given the same setting, or does something else on its own
 - **ART `CarliniL2Method`** is not the paper's Adam: it does a gradient step with a line search (up to 5
   halvings and 5 doublings of the step, ART's defaults, each one more forward pass), and `learning_rate` is only
   the step the search starts from. Its iterations are therefore not comparable one for one. It has no early
-  abort.
+  abort. Without Adam's per-coordinate scaling, a pixel at 0 or 1 (w = atanh(±0.999999)) gets its gradient
+  multiplied by 1 − tanh²(w) ≈ 2·10⁻⁶ and practically cannot move, so on MNIST it too changes little but the
+  strokes at this learning rate.
 - **ART** processes `batch_size` samples at a time, 1 by default: it is set to the whole batch here
   ({n}). `ElasticNet` takes two class gradients per iteration, each one backward pass per distinct class in
   the batch, and a third forward pass to judge x(k). It zeroes the whole gradient, the ‖δ‖₂² term included,
@@ -278,16 +280,17 @@ def build_section(rows: list[dict], *, command: str, settings: Settings, n: int,
         f"For scale: 1000 forward+backward passes of this batch (gradient to the input) take {fb_seconds:.2f} s "
         f"({per_fb * 1e3:.2f} ms each).",
         "",
-        "| attack | library | called | wall (s) | ÷ advlens | per iteration ÷ fwd+bwd | success | mean ℓ1 | mean ℓ2 "
-        "| mean ℓ∞ |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| attack | library | called | wall (s) | ÷ advlens | fwd+bwd before (ms) | per iteration ÷ fwd+bwd | success "
+        "| mean ℓ1 | mean ℓ2 | mean ℓ∞ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = {r["attack"]: r["seconds"] for r in rows if r["library"] == "advlens"}
     for r in rows:
         ratio = r["seconds"] / base[r["attack"]] if r["attack"] in base else float("nan")
-        per_iteration = r["seconds"] / r["iterations"] / per_fb
+        per_iteration = r["seconds"] / r["iterations"] / r["fb"]
         lines.append(
             f"| {r['attack']} | {r['library']} | `{r['name']}` | {r['seconds']:.1f} | {fmt(ratio)} | "
+            f"{r['fb'] * 1e3:.1f} | "
             f"{per_iteration:.2f} | {r['asr']:.0f}% ({r['count']}/{n}) | {fmt(r['l1'])} | {fmt(r['l2'])} | "
             f"{fmt(r['linf'], 3)} |"
         )
@@ -307,8 +310,9 @@ def build_section(rows: list[dict], *, command: str, settings: Settings, n: int,
         "",
         "÷ advlens is the library's wall time over advlens's for the same attack (above 1: advlens is faster). "
         "Per iteration ÷ fwd+bwd is the wall time over the iteration budget (binary steps × iterations, "
-        "whether or not a library stops sooner), in units of one forward+backward pass; an EAD iteration also "
-        "judges x(k) with one more forward pass.",
+        "whether or not a library stops sooner), in units of one forward+backward pass timed (200 passes) just "
+        "before that row, so that a change of load during the run affects both; an EAD iteration also judges "
+        "x(k) with one more forward pass.",
         "",
         CAVEATS.format(ta_c=s.torchattacks_cw_c, c0=s.initial_const, budget=s.binary_search_steps * s.steps,
                        n=n, bs=s.binary_search_steps, kappa=s.kappa),
@@ -391,11 +395,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     rows = []
     for attack in args.attacks:
         for runner in (r for r in runners if r.attack == attack):
+            # The load of a shared machine drifts over a long run: each row's per-iteration ratio uses a
+            # forward+backward time measured just before it.
+            local = fwd_bwd_seconds(model, x, passes=200) / 200
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 adversarial, seconds = run_timed(runner, x, labels, targets, settings, args.repeats)
             verdict = judge(model, x, adversarial, targets)
-            rows.append(dict(attack=attack, library=runner.library, name=runner.name, seconds=seconds,
+            rows.append(dict(attack=attack, library=runner.library, name=runner.name, seconds=seconds, fb=local,
                              iterations=runner.iterations(settings), count=int(verdict["success"].sum()),
                              **{k: v for k, v in verdict.items() if k != "success"}))
             print(f"{attack:7s} {runner.library:13s} {seconds:7.1f} s  {verdict['asr']:5.0f}%  "
