@@ -42,7 +42,7 @@ def group_lasso_prox_numerically(c: torch.Tensor, to_columns, tau: float, rho: f
     """
     y = c.clone().requires_grad_(True)
     for mu in (1e-4, 1e-8):
-        opt = torch.optim.LBFGS([y], lr=1, max_iter=200, tolerance_grad=1e-13, tolerance_change=1e-16,
+        opt = torch.optim.LBFGS([y], lr=1, max_iter=50, tolerance_grad=1e-13, tolerance_change=1e-16,
                                 history_size=20, line_search_fn="strong_wolfe")
 
         def closure():
