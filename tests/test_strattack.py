@@ -183,7 +183,8 @@ def test_refine_steps_minimise_eq_54_and_eq_58():
 
     z, a_prime, grad = rand(2, 1, 5, 5, seed=8), rand(2, 1, 5, 5, seed=9), rand(2, 1, 5, 5, seed=10)
     eta = 5.0
-    objective = lambda x: (grad * (x - z)).sum() + eta / 2 * (x - z).square().sum() + rho / 2 * (x - a_prime).square().sum()
+    objective = lambda x: ((grad * (x - z)).sum() + eta / 2 * (x - z).square().sum()
+                           + rho / 2 * (x - a_prime).square().sum())
     numeric = minimise(objective, torch.zeros_like(z), lr=0.1, project=lambda x: torch.where(support, x, 0.0))
     assert torch.allclose(refine_z_step(z, a_prime, grad, eta, rho, support), numeric, atol=1e-10)
 
