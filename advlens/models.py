@@ -52,9 +52,8 @@ class ModelSpec:
 def _class_names(dataset: str) -> list[str]:
     if dataset == "mnist":
         return [str(d) for d in range(10)]
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return list(_IMAGENET_CATEGORIES)
+    # torchvision's list, copied once: importing torchvision costs seconds that MNIST users should not pay.
+    return (Path(__file__).parent / "data" / "imagenet_classes.txt").read_text(encoding="utf-8").splitlines()
 
 
 def _mnist_cnn() -> nn.Module:

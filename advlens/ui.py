@@ -305,8 +305,8 @@ PARAMS: dict[str, ParamUI] = {
                              "distortion (EN) or the least ℓ1 distortion (L1).", "rule"),
     "scaled_threshold": ParamUI("Textbook threshold α·β", "Soft-threshold by α_k·β (the proximal operator of "
                                 "α_k·β‖·‖₁) instead of the paper's β.", "bool"),
-    "abort_early": ParamUI("Abort early", "Stop a binary-search step when the objective stops improving (checked "
-                           "ten times per step).", "bool"),
+    "abort_early": ParamUI("Abort early", "Stop a binary-search step when the batch's summed objective has not "
+                           "fallen by 0.01% since the last of ten checks per step.", "bool"),
     "group_size": ParamUI("Group size r (px)", "StrAttack's r×r groups (2 for MNIST, 13 for ImageNet in the "
                           "paper).", "int", lo=1, hi=64, step=1),
     "stride": ParamUI("Group stride S (px)", "Stride of the group grid; S < r gives overlapping groups.", "int",

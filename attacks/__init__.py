@@ -9,5 +9,5 @@ from attacks.targets import all_targets, random_targets
 
 __all__ = [
     "AttackResult", "Callback", "IterationState", "PixelModel",
-    "cw_l2", "cov", "ead", "project_shrink", "all_targets", "random_targets",
+    "cw_l2", "cov", "ead", "project_shrink", "strattack", "all_targets", "random_targets",
 ]

@@ -279,8 +279,8 @@ def strattack(
     ``group_size`` (non-overlapping groups); ``stride < group_size`` gives overlapping groups (Proposition 2).
     ``epsilon`` = 1 leaves ℓ∞ unbounded (the paper states no default; the original code uses 0.5).
     ``binary_search_steps`` × ``steps`` is the budget of the ADMM stage (the original's 8 and 1000). Early abort
-    ends a value of c when the objective at δ̂ has not fallen by 0.01% over a tenth of its iterations in any
-    sample, a run where no group has switched on yet included.
+    ends a value of c when the batch's summed objective at δ̂ has not fallen by 0.01% over a tenth of its
+    iterations, a run where no group has switched on yet included.
 
     With ``refine`` (Proposition 3), the best δ* of each sample is hard-thresholded at σ, the
     ``refine_percentile``-th percentile of its own non-zero |δ*_i| (eq. 19), and problem (20) is solved by ADMM

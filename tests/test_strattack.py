@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
@@ -292,15 +290,8 @@ class SupportCapture:
 
 
 @pytest.fixture(scope="module")
-def attack(mnist_model, mnist_digits):
-    x, labels, targets = mnist_digits
-
-    @functools.lru_cache(maxsize=None)
-    def run(name: str, **kwargs):
-        fn = cw_l2 if name == "cw" else strattack
-        return fn(mnist_model, x, labels, targets, **kwargs)
-
-    return lambda name, **kw: run(name, **kw)
+def attack(mnist_runs):
+    return lambda name, **kw: mnist_runs(cw_l2 if name == "cw" else strattack, **kw)
 
 
 @pytest.fixture(scope="module")
