@@ -3,10 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --disable-pip-version-check uv
-python3 -m uv sync --frozen --extra test --extra peers
+python3 -m uv sync --frozen --extra test --extra peers --extra train
 # The browser tests drive Debian's chromium (Playwright's own browser download does not work offline).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
   $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-exec python3 -m uv run --frozen --extra test --extra peers pytest "$@"
+exec python3 -m uv run --frozen --extra test --extra peers --extra train pytest "$@"

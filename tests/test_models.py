@@ -55,7 +55,8 @@ def test_torchvision_weights_load_from_the_cache(tmp_path, monkeypatch):
     x = torch.rand(1, 3, 224, 224)
     mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        assert torch.allclose(model(x), reference.eval()((x - mean) / std), atol=1e-5)
+        # NHWC and NCHW convolutions round differently: logits of up to ~50 agree to ~1e-5 relative.
+        assert torch.allclose(model(x), reference.eval()((x - mean) / std), rtol=1e-4, atol=1e-4)
 
 
 def test_missing_torchvision_weights_name_the_file_to_place(tmp_path, monkeypatch):
