@@ -1,6 +1,6 @@
 """Attack iteration time against one forward+backward pass of the same model and batch, measured in one run.
 
-    python benchmarks/bench_core.py [--device cpu] [--batches 1 9 90] [--steps 200]
+    python benchmarks/bench_core.py [--device cpu] [--batches 1 9 90] [--steps 200] [--compile]
 
 Prints a markdown table. The ratio is what the attack adds on top of the model: 1.0 would be free bookkeeping.
 """
@@ -45,13 +45,18 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 9, 90])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--attacks", nargs="+", default=["ead", "ead-ista", "cw"])
+    parser.add_argument("--compile", action="store_true",
+                        help="wrap the model in torch.compile (off by default: slower on CPU, see BENCHMARKS.md)")
     args = parser.parse_args()
     device = parse_device(args.device)
     spec = get_spec(args.model)
     model = load_model(args.model, device)
+    if args.compile:
+        model = torch.compile(model)  # attribute access (model.device) passes through to the PixelModel
     gallery = 1000 if spec.dataset == "mnist" else 20
     print(f"model {args.model}, device {device} ({platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads), torch {torch.__version__}, {args.steps} iterations per run\n")
+          f"{torch.get_num_threads()} threads), torch {torch.__version__}, {args.steps} iterations per run"
+          f"{', torch.compile' if args.compile else ''}\n")
     print("| attack | batch | fwd+bwd (ms) | iteration (ms) | ratio |")
     print("|---|---|---|---|---|")
     for batch in args.batches:

@@ -266,9 +266,10 @@ def build_section(rows: list[dict], *, command: str, settings: Settings, n: int,
         HEADING,
         "",
         f"`{command}` — {datetime.date.today().isoformat()}. {environment_line()}.",
-        f"Load average (1 min) {load_before[0]:.1f} before the run and {load_after[0]:.1f} after: "
+        f"Load average (1 min) {load_before[0]:.1f} before the run and {load_after[0]:.1f} after, this run's own "
+        f"{torch.get_num_threads()} thread(s) included: "
         + ("other jobs shared the cores, so wall times are noisy; compare ratios within this one run."
-           if max(load_before[0], load_after[0]) > (os.cpu_count() or 1) * 0.75 else "the machine was quiet."),
+           if load_after[0] > (os.cpu_count() or 1) + 0.5 else "nothing else was running."),
         "",
         f"Model `mnist-cnn` (the bundled Carlini–Wagner MNIST network, no normalisation), the held-out digits "
         f"`mnist:0` … `mnist:{n - 1}` in one batch, targets (label + 1) mod 10. Settings for every library: "
