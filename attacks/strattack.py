@@ -323,7 +323,7 @@ def strattack(
         return _Admm(judge(x0, labels, targets, const), lower, upper, rho=rho, alpha=alpha, tau=tau, gamma=gamma)
 
     first = minimise_over_const(
-        "strattack", model, x0, labels, targets, start_admm, kappa=kappa, initial_const=initial_const,
+        "strattack", model, inputs, labels, targets, start_admm, kappa=kappa, initial_const=initial_const,
         binary_search_steps=binary_search_steps, steps=steps, abort_early=abort_early,
         callback=_relay(callback, iteration_offset=0, step_offset=0, total=total), params=params)
     if not refine or first.stopped:
