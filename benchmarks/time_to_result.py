@@ -32,14 +32,16 @@ def main() -> None:
           f"{torch.get_num_threads()} threads), torch {torch.__version__}\n")
     print("| digit | label | seconds | iterations | targets reached |")
     print("|---|---|---|---|---|")
-    first = load_image("mnist:0", spec)
-    run_attack(args.attack, model, *all_targets(first.tensor.to(device), torch.tensor([first.label], device=device), 10),
-               steps=5, binary_search_steps=1)  # warm-up
+
+    def all_targets_of(image):
+        return all_targets(image.tensor.to(device), torch.tensor([image.label], device=device), spec.num_classes)
+
+    run_attack(args.attack, model, *all_targets_of(load_image("mnist:0", spec)), steps=5,
+               binary_search_steps=1)  # warm-up
     seconds = []
     for i in range(args.digits):
         image = load_image(f"mnist:{i}", spec)
-        x, labels, targets = all_targets(image.tensor.to(device), torch.tensor([image.label], device=device), 10)
-        result = run_attack(args.attack, model, x, labels, targets)
+        result = run_attack(args.attack, model, *all_targets_of(image))
         total = result.params["binary_search_steps"] * result.params["steps"]
         seconds.append(result.seconds)
         print(f"| mnist:{i} | {image.label} | {result.seconds:.1f} | {result.iterations} of {total} | "
