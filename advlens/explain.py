@@ -73,17 +73,24 @@ def explain(model: torch.nn.Module, spec: object, result: AttackResult, out_dir:
     """
     sample = _select(result, index)
     scores = interpretability_scores(model, spec, sample, nu=nu, cam_method=cam_method, quartet=out_dir is not None)
-    report = {
-        "is_asm": _json_float(scores["is_asm"][0]),
-        "is_cam": _json_float(scores["is_cam"][0]),
-        "is_curve": {_json_key(k): _json_float(v[0]) for k, v in scores["is_curve"].items()},
-        "is_nu": nu,
-        "explained_target": int(scores["targets"][0]),
-        "cam_method": cam_method,
-    }
+    report = summarise_scores(scores, nu, cam_method)
     if out_dir is not None:
         report["explain_files"] = [p.name for p in write_pngs(Path(out_dir), spec, sample, scores, cam_method, alpha)]
     return report
+
+
+def summarise_scores(scores: dict, nu: float = 90, cam_method: str = "gradcam", index: int = 0) -> dict:
+    """The JSON-ready interpretability numbers of sample ``index`` of ``interpretability_scores``'s output: what
+    the report's ``explanation`` holds, in the CLI and the app alike. ``scores`` must have been computed with ν
+    among its percentiles."""
+    return {
+        "is_asm": _json_float(scores["is_curve"][nu][index] if nu in scores["is_curve"] else scores["is_asm"][index]),
+        "is_cam": _json_float(scores["is_cam"][index]),
+        "is_curve": {_json_key(k): _json_float(v[index]) for k, v in scores["is_curve"].items()},
+        "is_nu": nu,
+        "explained_target": int(scores["targets"][index]),
+        "cam_method": cam_method,
+    }
 
 
 def sample_views(spec: object, sample: AttackResult, scores: dict) -> dict:

@@ -128,8 +128,16 @@ def get_spec(name: str) -> ModelSpec:
 
 def load_model(name: str, device: torch.device | str = "cpu") -> PixelModel:
     """The named model, wrapped to take [0,1] images, in eval mode on ``device``."""
+    from advlens.engine import parse_device
+
     spec = get_spec(name)
-    return PixelModel(spec.build(), spec.mean, spec.std).to(device)
+    if isinstance(device, (str, torch.device)):
+        try:
+            device = parse_device(str(device))
+        except ValueError as err:
+            raise ModelUnavailable(str(err)) from None
+    return PixelModel(spec.build(), spec.mean, spec.std, input_size=spec.input_size,
+                      num_classes=spec.num_classes).to(device)
 
 
 def available(names: Sequence[str] | None = None) -> list[ModelSpec]:

@@ -8,10 +8,12 @@ import torch
 from torch import Tensor
 
 from attacks.base import AttackResult, Callback
-from attacks.driver import Step, check_non_negative, check_positive, minimise_over_const
+from attacks.contract import declare
+from attacks.driver import Step, minimise_over_const
 from attacks.ead import elastic_net
 from attacks.losses import hinge_loss, logit_margin
 from attacks.model import PixelModel
+from attacks.params import ABORT_EARLY, ADAM_RATE, BETA, SEARCH
 
 _TANH_SCALE = 0.999999  # keeps atanh finite for pixels at exactly 0 or 1
 
@@ -49,9 +51,6 @@ class _TanhAdam:
 def _tanh_attack(name: str, model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optional[Tensor], *,
                  beta: float, rule: str, kappa: float, initial_const: float, binary_search_steps: int, steps: int,
                  learning_rate: float, abort_early: bool, callback: Optional[Callback]) -> AttackResult:
-    check_non_negative(beta=beta)
-    check_positive(learning_rate=learning_rate)
-
     def start(x0: Tensor, labels: Tensor, targets: Optional[Tensor], const: Tensor) -> _TanhAdam:
         return _TanhAdam(model, x0, labels, targets, const, beta=beta, kappa=kappa, learning_rate=learning_rate,
                          rule=rule)
@@ -63,6 +62,7 @@ def _tanh_attack(name: str, model: PixelModel, inputs: Tensor, labels: Tensor, t
                                callback=callback, params=params)
 
 
+@declare(*SEARCH[:-1], ADAM_RATE, ABORT_EARLY)
 def cw_l2(model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optional[Tensor] = None, *,
           kappa: float = 0.0, initial_const: float = 1e-3, binary_search_steps: int = 9, steps: int = 1000,
           learning_rate: float = 1e-2, abort_early: bool = True, callback: Optional[Callback] = None) -> AttackResult:
@@ -72,6 +72,7 @@ def cw_l2(model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optional[T
                         learning_rate=learning_rate, abort_early=abort_early, callback=callback)
 
 
+@declare(BETA, *SEARCH[:-1], ADAM_RATE, ABORT_EARLY)
 def cov(model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optional[Tensor] = None, *,
         beta: float = 1e-3, kappa: float = 0.0, initial_const: float = 1e-3, binary_search_steps: int = 9,
         steps: int = 1000, learning_rate: float = 1e-2, abort_early: bool = True,

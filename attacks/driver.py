@@ -32,30 +32,14 @@ class Optimiser(Protocol):
     def step(self, k: int) -> Step: ...
 
 
-def check_inputs(model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optional[Tensor]) -> None:
-    if inputs.dim() != 4:
-        raise ValueError(f"Inputs must be a batch of images (N, C, H, W); got shape {tuple(inputs.shape)}.")
-    if inputs.numel() and (inputs.min() < 0 or inputs.max() > 1):
-        raise ValueError("Inputs must be images in [0, 1] pixel space; the model wrapper owns normalisation.")
-    if labels.shape != (inputs.shape[0],):
-        raise ValueError(f"Need one label per image: {inputs.shape[0]} images, labels of shape {tuple(labels.shape)}.")
-    if targets is not None:
-        if targets.shape != labels.shape:
-            raise ValueError("Need one target per image.")
-        if bool((targets == labels).any()):
-            raise ValueError("A target class must differ from the image's true class.")
-
-
-def check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive number; got {value!r}.")
-
-
-def check_non_negative(**values: float) -> None:
-    for name, value in values.items():
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be zero or positive; got {value!r}.")
+def wants_stop(answer: object) -> bool:
+    """A callback's answer: True (or a one-element true tensor) stops the attack; False or None goes on."""
+    if answer is None or isinstance(answer, bool):
+        return bool(answer)
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+        return bool(answer)
+    raise ValueError(f"A callback must return True (stop), False or None; got {type(answer).__name__}"
+                     + (f" of shape {tuple(answer.shape)}." if isinstance(answer, torch.Tensor) else "."))
 
 
 def minimise_over_const(
@@ -79,11 +63,6 @@ def minimise_over_const(
     The loop never reads a tensor back to the host except for the early-abort test (ten times per value of c)
     and whatever the callback itself reads.
     """
-    check_inputs(model, inputs, labels, targets)
-    check_non_negative(kappa=kappa)
-    check_positive(initial_const=initial_const)
-    if binary_search_steps < 1 or steps < 1:
-        raise ValueError("The attack needs at least one binary-search step and one iteration.")
     started = time.perf_counter()
     device = model.device
     x0 = inputs.detach().to(device, torch.float32)
@@ -116,7 +95,7 @@ def minimise_over_const(
                     current=s.candidate, losses=s.losses, success=success, best=best.adversarial,
                     best_found=best.found, const=const, extra=s.extra,
                 )
-                if callback(state):
+                if wants_stop(callback(state)):
                     stopped = True
                     break
             if abort_early and k % check == 0:  # iterations 0, s/10, 2s/10, … as in the references

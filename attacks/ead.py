@@ -8,9 +8,22 @@ import torch
 from torch import Tensor
 
 from attacks.base import AttackResult, Callback
-from attacks.driver import Step, check_non_negative, check_positive, minimise_over_const
+from attacks.contract import declare
+from attacks.driver import Step, minimise_over_const
 from attacks.losses import hinge_loss, logit_margin
 from attacks.model import PixelModel
+from attacks.params import ABORT_EARLY, BETA, SEARCH, Param
+
+STEP_SIZE = Param("learning_rate", float, 1e-2, "α₀, the ISTA/FISTA step size, decayed as α₀√(1 − k/K) "
+                  "(Algorithm 1).", label="α₀ · step size", low=1e-5, high=10.0, log=True, group="advanced",
+                  aliases=("lr",))
+DECISION_RULE = Param("decision_rule", str, "en", "Which successful iterate is kept: least elastic-net distortion "
+                      "β‖δ‖₁ + ‖δ‖₂² (EN) or least ‖δ‖₁ (L1), Sec. 3 of EAD.", label="decision rule",
+                      choices=("en", "l1"), aliases=("rule",))
+OPTIMIZER = Param("optimizer", str, "fista", "FISTA (Algorithm 1, momentum k/(k+3)) or plain ISTA (eq. 8).",
+                  label="optimiser", choices=("fista", "ista"), group="advanced")
+SCALED_THRESHOLD = Param("scaled_threshold", bool, False, "Soft-threshold by α_k·β, the textbook proximal operator, "
+                         "instead of eq. 9's β.", label="textbook threshold α·β", group="advanced")
 
 
 def project_shrink(z: Tensor, x0: Tensor, beta: float | Tensor) -> Tensor:
@@ -69,6 +82,7 @@ class _Fista:
             return self._judge(x_next, margin_x, hinge_loss(margin_x, self.kappa))
 
 
+@declare(BETA, *SEARCH[:-1], STEP_SIZE, DECISION_RULE, OPTIMIZER, SCALED_THRESHOLD, ABORT_EARLY)
 def ead(
     model: PixelModel,
     inputs: Tensor,
@@ -93,13 +107,6 @@ def ead(
     the least elastic-net ("en") or least ℓ1 ("l1") distortion. ``scaled_threshold=True`` thresholds by α_k·β,
     the textbook proximal operator of α_k·β‖·‖1, instead of the paper's β.
     """
-    check_non_negative(beta=beta)
-    check_positive(learning_rate=learning_rate)
-    if decision_rule not in ("en", "l1"):
-        raise ValueError(f"decision_rule must be 'en' or 'l1'; got {decision_rule!r}.")
-    if optimizer not in ("fista", "ista"):
-        raise ValueError(f"optimizer must be 'fista' or 'ista'; got {optimizer!r}.")
-
     def start(x0: Tensor, labels: Tensor, targets: Optional[Tensor], const: Tensor) -> _Fista:
         return _Fista(model, x0, labels, targets, const, beta=beta, kappa=kappa, learning_rate=learning_rate,
                       steps=steps, momentum=optimizer == "fista", rule=decision_rule, scaled_threshold=scaled_threshold)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -16,8 +16,12 @@ class PixelModel(nn.Module):
     """
 
     def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float], *,
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, input_size: Optional[tuple[int, int]] = None,
+                 num_classes: Optional[int] = None) -> None:
         super().__init__()
+        # What the network takes and answers, where known: attacks check their inputs against them.
+        self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
+        self.num_classes = num_classes
         # NHWC convolutions: about 20% less time per forward+backward pass of the bundled CNNs on CPU (BENCHMARKS.md).
         self.channels_last = channels_last
         self.net = (net.to(memory_format=torch.channels_last) if channels_last else net).eval()

@@ -28,11 +28,43 @@ import torch
 from torch import Tensor
 
 from attacks.base import AttackResult, Callback, IterationState
-from attacks.driver import Step, check_inputs, check_non_negative, check_positive, minimise_over_const
+from attacks.contract import declare
+from attacks.driver import Step, minimise_over_const
 from attacks.groups import (SMALL_IMAGE, Grouping, block_shrink, column_norms, coverage, default_grouping,
                             fold_groups, make_grouping, unfold_groups)
 from attacks.losses import hinge_loss, logit_margin
 from attacks.model import PixelModel
+from attacks.params import ABORT_EARLY, BINARY_SEARCH_STEPS, INITIAL_CONST, KAPPA, STEPS, Param, with_default
+
+PARAMS = (
+    KAPPA,
+    with_default(INITIAL_CONST, None, optional=True, help="c₀, the first weight of f; None: 0.5 up to 32 px, 2.5 "
+                 "above (Appendix F)."),
+    with_default(BINARY_SEARCH_STEPS, 8),
+    STEPS,
+    Param("group_size", int, None, "r, the side of the r×r groups G_{p,q} (Sec. 2); None: 2 up to 32 px, 13 above.",
+          label="r · group size (px)", low=1, high=64, group="structure", optional=True),
+    Param("stride", int, None, "S, the stride of the group grid; S < r overlaps (Proposition 2); None: S = r.",
+          label="S · group stride (px)", low=1, high=64, group="structure", optional=True),
+    Param("epsilon", float, 1.0, "ε, the ℓ∞ bound ‖δ‖∞ ≤ ε of problem (2); 1 leaves it unbounded.",
+          label="ε · ℓ∞ bound", low=1e-3, high=1.0),
+    Param("rho", float, 1.0, "ρ, the ADMM penalty of the augmented Lagrangian (eq. 8).", label="ρ · ADMM penalty",
+          low=1e-3, high=1e3, log=True, group="advanced"),
+    Param("alpha", float, 5.0, "α, the linearisation weight η_k = α√k of the z-step (eq. 14).",
+          label="α · η_k = α√k", low=1e-3, high=1e3, log=True, group="advanced"),
+    Param("tau", float, 2.0, "τ, the weight of the group penalty Σ‖δ_G‖₂ (problem 2).",
+          label="τ · group-sparsity weight", low=0.0, high=100.0),
+    Param("gamma", float, 1.0, "γ, the weight of ‖δ‖₂² (problem 2).", label="γ · ℓ2 weight", low=0.0, high=100.0),
+    Param("refine", bool, True, "Refine on the σ-sparse support of the first result (Proposition 3, problem 20).",
+          label="refine (Prop. 3)", group="budget"),
+    Param("refine_percentile", float, 3.0, "σ's percentile of the non-zero |δ*_i| that the refine stage drops "
+          "(eq. 19).", label="refine percentile σ", low=0.0, high=99.0, group="advanced"),
+    Param("refine_search_steps", int, 8, "Binary-search steps over c in the refine stage.",
+          label="refine binary steps", low=1, high=20, group="advanced"),
+    Param("refine_steps", int, 400, "Iterations per value of c in the refine stage.", label="refine iterations",
+          low=1, high=10000, log=True, group="advanced"),
+    ABORT_EARLY,
+)
 
 _QUANTILE_LIMIT = 2**24  # torch.quantile's largest input
 
@@ -248,6 +280,7 @@ def _relay(callback: Optional[Callback], *, iteration_offset: int, step_offset: 
     return relay
 
 
+@declare(*PARAMS)
 def strattack(
     model: PixelModel,
     inputs: Tensor,
@@ -293,18 +326,15 @@ def strattack(
     and the loss terms f, ‖δ̂‖2, Σ‖δ̂_G‖2 and the objective. ``params["refined"]`` (N,) says which samples
     took the refined result.
     """
-    check_inputs(model, inputs, labels, targets)
-    check_non_negative(kappa=kappa, gamma=gamma, tau=tau)
-    check_positive(rho=rho, alpha=alpha, epsilon=epsilon)
-    if not 0 <= refine_percentile < 100:
-        raise ValueError(f"refine_percentile must be in [0, 100); got {refine_percentile!r}.")
-    if refine and (refine_search_steps < 1 or refine_steps < 1):
-        raise ValueError("The refine stage needs at least one binary-search step and one iteration.")
     height, width = inputs.shape[-2:]
     small = max(height, width) <= SMALL_IMAGE
     if group_size is None:
         group_size = default_grouping((height, width))[0]
-    grouping = make_grouping(inputs.shape, group_size, group_size if stride is None else stride)
+    stride = group_size if stride is None else stride
+    for name, value in (("group_size", group_size), ("stride", stride)):
+        if value > max(height, width):
+            raise ValueError(f"{name} must be at most the image's side ({max(height, width)} px); got {value}.")
+    grouping = make_grouping(inputs.shape, group_size, stride)
     if initial_const is None:
         initial_const = 0.5 if small else 2.5
     started = time.perf_counter()

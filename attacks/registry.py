@@ -1,0 +1,98 @@
+"""Every attack advlens offers, one line each.
+
+An entry names an attack function (or a ``functools.partial`` of one, for a configured variant, as adv_lib
+configures its attacks) and says what it is. Its parameters are the function's declared schema, less the
+arguments the partial fixes. The CLI, the app's forms, Sweep and the contract test all read this table: adding
+an attack is its module (function + schema) and one line here.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Literal, Optional
+
+from torch import Tensor
+
+from attacks.base import AttackResult, Callback
+from attacks.contract import schema
+from attacks.cw import cov, cw_l2
+from attacks.ead import ead
+from attacks.params import Param, check_params
+from attacks.strattack import strattack
+
+Family = Literal["white-box optimisation", "gradient baseline", "black-box", "closed form"]
+
+
+@dataclass(frozen=True)
+class AttackEntry:
+    name: str
+    title: str
+    fn: Callable[..., AttackResult]
+    family: Family
+    distortion: str  # what the attack minimises, in words
+    paper: str
+    blurb: str  # one sentence for forms and listings
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return schema(self.fn)
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        return dict(self.fn.keywords) if isinstance(self.fn, functools.partial) else {}
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ValueError(f"{self.title} has no parameter {name!r}; its parameters are "
+                         f"{', '.join(p.name for p in self.params)}.")
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def __call__(self, model: Any, inputs: Tensor, labels: Tensor, targets: Optional[Tensor] = None, *,
+                 callback: Optional[Callback] = None, **params: Any) -> AttackResult:
+        check_params(self.params, params, self.title)
+        result = self.fn(model, inputs, labels, targets, callback=callback, **params)
+        return replace(result, attack=self.name, params={**self.fixed, **result.params})
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready: what ``advlens attacks --json`` prints for this attack."""
+        return {
+            "name": self.name, "title": self.title, "family": self.family, "distortion": self.distortion,
+            "paper": self.paper, "blurb": self.blurb, "fixed": self.fixed,
+            "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "low": p.low,
+                        "high": p.high, "log": p.log, "choices": list(p.choices), "group": p.group,
+                        "optional": p.optional, "label": p.title, "help": p.help, "flag": p.flag}
+                       for p in self.params],
+        }
+
+
+_EAD = "Chen et al., EAD: Elastic-Net Attacks to Deep Neural Networks (AAAI 2018)"
+_CW = "Carlini & Wagner, Towards Evaluating the Robustness of Neural Networks (S&P 2017)"
+
+ATTACKS: dict[str, AttackEntry] = {e.name: e for e in (
+    AttackEntry("cw", "C&W L2", cw_l2, "white-box optimisation", "ℓ2", _CW,
+                "min ‖δ‖₂² + c·f(x₀ + δ) in tanh space with Adam; keeps the least-ℓ2 success."),
+    AttackEntry("ead", "EAD (FISTA)", functools.partial(ead, optimizer="fista"), "white-box optimisation",
+                "elastic net β‖δ‖₁ + ‖δ‖₂²", _EAD,
+                "min c·f + β‖δ‖₁ + ‖δ‖₂² on the pixel box by FISTA with soft-thresholding (Algorithm 1)."),
+    AttackEntry("ead-ista", "EAD (ISTA)", functools.partial(ead, optimizer="ista"), "white-box optimisation",
+                "elastic net β‖δ‖₁ + ‖δ‖₂²", _EAD,
+                "The same elastic-net objective by plain ISTA (eq. 8): no momentum, the textbook proximal method."),
+    AttackEntry("cov", "COV (tanh + Adam)", cov, "white-box optimisation", "elastic net β‖δ‖₁ + ‖δ‖₂²", _EAD,
+                "The elastic net through tanh + Adam (Table 1's baseline): subgradient steps never land on zero."),
+    AttackEntry("strattack", "StrAttack (ADMM)", strattack, "white-box optimisation",
+                "group sparsity Σ‖δ_G‖₂ + ‖δ‖₂² under ‖δ‖∞ ≤ ε",
+                "Xu et al., Structured Adversarial Attack (ICLR 2019)",
+                "min c·f + γ‖δ‖₂² + τ Σ_G ‖δ_G‖₂ with ‖δ‖∞ ≤ ε by ADMM: perturbs few groups of pixels."),
+)}
+
+
+def get_attack(name: str) -> AttackEntry:
+    try:
+        return ATTACKS[name]
+    except KeyError:
+        raise ValueError(f"Unknown attack {name!r}: choose one of {', '.join(ATTACKS)}.") from None
