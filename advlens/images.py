@@ -11,10 +11,11 @@ import io
 import json
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 import torch
@@ -111,28 +112,68 @@ def _gallery_image(dataset: str, index: int, notes: list[str]) -> tuple[Image.Im
 
 
 def _decode(source: Path | bytes, max_pixels: int, what: str, notes: list[str]) -> Image.Image:
-    """Open and fully decode an image, refusing anything over ``max_pixels`` before its pixels are read."""
-    if (len(source) if isinstance(source, bytes) else source.stat().st_size) == 0:
-        raise ImageError(f"{what} is empty.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is enforced just below
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
-                _check_size(opened.size, max_pixels, what)
-                frames = getattr(opened, "n_frames", 1)
-                opened.load()
-                img = _upright(opened, notes)
-    except ImageError:
-        raise
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{what} is too large to open safely (more than {max_pixels:,} pixels).") from err
-    except UnidentifiedImageError as err:
-        raise ImageError(f"{what} is not an image that can be read (use PNG, JPEG, WebP, GIF, BMP or TIFF).") from err
-    except Exception as err:  # PIL reports damaged data as OSError, SyntaxError, ValueError, EOFError, zlib.error...
-        raise ImageError(f"{what} is truncated or damaged and cannot be decoded.") from err
+    """Open and fully decode an image, refusing anything over ``max_pixels`` before its pixels are read, and float
+    pixels that are NaN or infinite."""
+    with _open(source, what) as stream:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is enforced just below
+                with Image.open(stream) as opened:
+                    _check_size(opened.size, max_pixels, what)
+                    frames = getattr(opened, "n_frames", 1)
+                    opened.load()
+                    img = _upright(opened, notes)
+        except ImageError:
+            raise
+        except Image.DecompressionBombError as err:
+            raise ImageError(f"{what} is too large to open safely (more than {max_pixels:,} pixels).") from err
+        except UnidentifiedImageError as err:
+            raise ImageError(f"{what} is not an image that can be read (use PNG, JPEG, WebP, GIF, BMP or TIFF).") from err
+        except MemoryError as err:
+            raise ImageError(f"{what} is too large to decode in the memory available.") from err
+        except Exception as err:  # PIL reports damaged data as OSError, SyntaxError, ValueError, EOFError, zlib.error...
+            raise ImageError(f"{what} is truncated or damaged and cannot be decoded.") from err
+    if img.mode == "F" and not np.isfinite(np.asarray(img)).all():
+        raise ImageError(f"{what} has NaN or infinite pixel values: save it with finite values.")
     if frames > 1:
         notes.append(f"Used the first of {frames} frames.")
     return img
+
+
+def _open(source: Path | bytes, what: str) -> BinaryIO:
+    """A readable stream of a non-empty upload or regular file; a missing or unreadable file is an :class:`ImageError`."""
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{what} is empty.")
+        return io.BytesIO(source)
+    try:
+        info = source.stat()  # before opening: opening a FIFO would wait for a writer
+    except (FileNotFoundError, NotADirectoryError) as err:
+        raise ImageError(f"There is no image file at {_shown(source)}.") from err
+    except OSError as err:  # a name too long (ENAMETOOLONG), a symlink loop (ELOOP), a denied folder...
+        raise ImageError(f"{what} cannot be opened: {_reason(err)}.") from err
+    except ValueError as err:  # an embedded NUL character
+        raise ImageError(f"{_shown(source)} is not a valid file path.") from err
+    if stat.S_ISDIR(info.st_mode):
+        raise ImageError(f"{_shown(source)} is a folder, not an image file.")
+    if not stat.S_ISREG(info.st_mode):
+        raise ImageError(f"{_shown(source)} is a device, pipe or socket, not an image file.")
+    if info.st_size == 0:
+        raise ImageError(f"{what} is empty.")
+    try:
+        return open(source, "rb")
+    except OSError as err:
+        raise ImageError(f"{what} cannot be opened: {_reason(err)}.") from err
+
+
+def _reason(err: OSError) -> str:
+    return (err.strerror or type(err).__name__).lower()
+
+
+def _shown(path: Path | str) -> str:
+    """A path for a message, its middle elided when long."""
+    text = str(path)
+    return repr(text if len(text) <= 100 else f"{text[:60]}…{text[-30:]}")
 
 
 def _upright(img: Image.Image, notes: list[str]) -> Image.Image:
@@ -158,17 +199,18 @@ def _check_size(size: tuple[int, int], max_pixels: int, what: str) -> None:
 def _to_8bit(img: Image.Image, notes: list[str]) -> Image.Image:
     """16-bit, 32-bit and float grayscale scaled to 8-bit "L" (PIL's own conversion clips instead of scaling)."""
     if img.mode.startswith("I;16"):
-        arr = np.asarray(img, dtype=np.float64) / 257
+        top = 65535
     elif img.mode == "I":
-        arr = np.asarray(img, dtype=np.float64)
-        arr = arr / 257 if arr.max() > 255 else arr
-    elif img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        arr = arr * 255 if arr.max() <= 1 else arr
+        top = 65535 if img.getextrema()[1] > 255 else 255
+    elif img.mode == "F":  # finite: _decode refuses NaN and infinity
+        top = 1 if img.getextrema()[1] <= 1 else 255
     else:
         return img
     notes.append(f"Scaled {img.mode} samples to 8 bits.")
-    return Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), mode="L")
+    arr = np.array(img, dtype=np.float32)  # in place from here on: one float copy of the image, not several
+    np.clip(arr, 0, top, out=arr)
+    arr *= 255 / top
+    return Image.fromarray(np.rint(arr, out=arr).astype(np.uint8), mode="L")
 
 
 def _flatten(img: Image.Image, notes: list[str]) -> Image.Image:
@@ -206,17 +248,23 @@ def _fit(img: Image.Image, spec: ModelSpec, notes: list[str]) -> Image.Image:
     iw, ih = img.size
     if (iw, ih) == (w, h):
         return img
-    verb = "Downscaled" if iw * ih > w * h else "Upscaled"
     if spec.dataset == "mnist":
+        verb = "Downscaled" if iw * ih > w * h else "Upscaled"
         stretched = "" if iw * h == ih * w else " (aspect ratio not kept)"
         notes.append(f"{verb} from {iw}×{ih} to {w}×{h}{stretched}.")
         return img.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0)
     scale = max(w / iw, h / ih)
+    verb = "Downscaled" if scale < 1 else "Upscaled"
     rw, rh = max(w, round(iw * scale)), max(h, round(ih * scale))
-    resized = img.resize((rw, rh), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    notes.append(f"{verb} from {iw}×{ih} to {rw}×{rh}" + (f", then centre-cropped to {w}×{h}." if (rw, rh) != (w, h) else "."))
+    if (rw, rh) == (iw, ih):
+        notes.append(f"Centre-cropped from {iw}×{ih} to {w}×{h}.")
+    else:
+        notes.append(f"{verb} from {iw}×{ih} to {rw}×{rh}" + (f", then centre-cropped to {w}×{h}." if (rw, rh) != (w, h) else "."))
+    # Resample only the part of the source that ends up in the crop, never the whole rw×rh image: a strip one pixel
+    # high and 40,000 wide would otherwise be upscaled to 8,960,000×224 (over 8 GB) for a 224×224 crop.
     left, top = (rw - w) // 2, (rh - h) // 2
-    return resized.crop((left, top, left + w, top + h))
+    box = (left * iw / rw, top * ih / rh, (left + w) * iw / rw, (top + h) * ih / rh)
+    return img.resize((w, h), Image.Resampling.BILINEAR, box=box, reducing_gap=3.0)
 
 
 def _prepare(img: Image.Image, spec: ModelSpec, notes: list[str]) -> torch.Tensor:
@@ -245,16 +293,17 @@ def load_image(source: Source, spec: ModelSpec, max_pixels: int = DEFAULT_MAX_PI
             notes.append(f"{ref} comes from the {dataset} gallery, so its label does not apply to {spec.title}.")
             label = None
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ImageError(f"There is no image file at {str(path)!r}.")
-        ref, img = str(path), _decode(path, max_pixels, f"The file {str(path)!r}", notes)
+        name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+        if not isinstance(name, str) or not name.strip():
+            given = "an empty name" if isinstance(name, str) else type(source).__name__
+            raise ImageError(f"An image is a gallery ref (mnist:N, imagenet:N), a file path or a file's bytes, not {given}.")
+        ref, img = name, _decode(Path(name), max_pixels, f"The file {_shown(name)}", notes)
     try:
         tensor = _prepare(img, spec, notes)
     except ImageError:
         raise
     except Exception as err:
-        raise ImageError(f"The image {ref!r} (mode {img.mode}) could not be converted for {spec.name}.") from err
+        raise ImageError(f"The image {_shown(ref)} (mode {img.mode}) could not be converted for {spec.name}.") from err
     return LoadedImage(tensor, label, ref, notes)
 
 

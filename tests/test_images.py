@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -41,11 +44,22 @@ def assert_one_sentence(err: pytest.ExceptionInfo) -> None:
     assert "Traceback" not in message
 
 
+def assert_model_input(tensor: torch.Tensor, spec) -> None:
+    assert tensor.shape == (1, spec.channels, *spec.input_size) and tensor.dtype == torch.float32
+    assert torch.isfinite(tensor).all() and 0 <= tensor.min() and tensor.max() <= 1
+
+
 def photo(size=(64, 48)) -> Image.Image:
     """A colourful RGB test picture."""
     w, h = size
     x, y = np.meshgrid(np.linspace(0, 255, w), np.linspace(0, 255, h))
     return Image.fromarray(np.stack([x, y, 255 - x], axis=-1).astype(np.uint8), "RGB")
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------------- gallery
@@ -158,6 +172,13 @@ WRITERS = {
     "huge-photo.jpg": lambda p: photo((3000, 2000)).save(p),
     "tiny.bmp": lambda p: photo((5, 3)).save(p),
     "float.tiff": lambda p: Image.fromarray(np.linspace(0, 1, 600, dtype=np.float32).reshape(20, 30), "F").save(p),
+    "float-wild.tiff": lambda p: Image.fromarray(np.array([[-5, 1e30, 3e38], [-3e38, 100, 0.5]], np.float32), "F").save(p),
+    "int32.tiff": lambda p: Image.fromarray(np.array([[-2**31, 2**31 - 1], [70_000, 9]], np.int32), "I").save(p),
+    "gray16-big-endian.tiff": lambda p: Image.frombytes("I;16B", (40, 30), np.arange(0, 60_000, 50, dtype=">u2").tobytes()).save(p),
+    "palette-transparent.png": lambda p: photo().convert("P").save(p, transparency=0),
+    "lab.tiff": lambda p: photo().convert("LAB").save(p),
+    "ycbcr.tiff": lambda p: photo().convert("YCbCr").save(p),
+    "animated.gif": lambda p: photo().save(p, save_all=True, append_images=[photo().rotate(i) for i in range(1, 40)]),
 }
 
 
@@ -168,8 +189,7 @@ def test_image_files_load(tmp_path, name, spec):
     WRITERS[name](path)
     for source in (path, str(path), path.read_bytes()):
         img = load_image(source, spec)
-        assert img.tensor.shape == (1, spec.channels, *spec.input_size)
-        assert img.tensor.dtype == torch.float32 and 0 <= img.tensor.min() and img.tensor.max() <= 1
+        assert_model_input(img.tensor, spec)
         assert img.tensor.max() > img.tensor.min(), "the picture was lost in conversion"
         assert img.label is None
         assert img.ref == ("upload" if isinstance(source, bytes) else str(path))
@@ -209,7 +229,75 @@ def test_centre_crop_keeps_the_middle():
     wide[:, 112:336] = 255  # a white middle square between black sides
     buf = io.BytesIO()
     Image.fromarray(wide).save(buf, format="PNG")
-    assert torch.all(load_image(buf.getvalue(), IMAGENET).tensor == 1)
+    img = load_image(buf.getvalue(), IMAGENET)
+    assert torch.all(img.tensor == 1) and img.notes == ["Centre-cropped from 448×224 to 224×224."]
+
+
+def test_crop_first_gives_the_pixels_of_resize_then_crop():
+    resized = photo().resize((299, 224), Image.Resampling.BILINEAR)  # the whole image, as the loader used to
+    expected = torch.from_numpy(np.array(resized.crop((37, 0, 261, 224)))).permute(2, 0, 1).float() / 255
+    assert (load_image(_png(photo()), IMAGENET).tensor[0] - expected).abs().max() <= 1 / 255
+
+
+def test_animation_uses_the_first_frame():
+    frames = [Image.new("L", (28, 28), 0)] + [Image.new("L", (28, 28), 5 * i) for i in range(1, 50)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    img = load_image(buf.getvalue(), MNIST)
+    assert "Used the first of 50 frames." in img.notes and torch.all(img.tensor == 0)
+
+
+# Run in a fresh interpreter so that its peak memory (ru_maxrss) is this loading alone; a data limit 1 GB above what
+# the imports use turns a blow-up into a quick MemoryError instead of gigabytes of swap.
+STRIPS = r"""
+import io, json, resource, sys, time
+import torch
+from PIL import Image
+from advlens.images import ImageError, load_image
+from advlens.models import get_spec
+
+strips = {}
+for w, h in json.loads(sys.argv[1]):
+    buf = io.BytesIO()
+    Image.new("L", (w, h), 200).save(buf, format="PNG")
+    strips[f"{w}x{h}"] = buf.getvalue()
+data = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmData:")) * 1024
+resource.setrlimit(resource.RLIMIT_DATA, (data + 2**30, resource.getrlimit(resource.RLIMIT_DATA)[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+report = {}
+for spec in ("mnist-cnn", "efficientnet-lite0"):
+    for name, png in strips.items():
+        start = time.perf_counter()
+        try:
+            t = load_image(png, get_spec(spec)).tensor
+            out = {"shape": list(t.shape), "float32": t.dtype == torch.float32, "finite": bool(torch.isfinite(t).all()),
+                   "min": float(t.min()), "max": float(t.max())}
+        except ImageError as err:
+            out = {"error": str(err), "cause": type(err.__cause__).__name__}
+        report[f"{spec} {name} ({len(png)} bytes)"] = {**out, "seconds": time.perf_counter() - start}
+report["peak MB"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and ru_maxrss in kilobytes")
+def test_thin_strips_never_blow_up():
+    """A 120-byte 40,000×1 PNG once took over 8 GB and 40 s: the whole strip was upscaled to 8,960,000×224 for a crop."""
+    sizes = [(1, 40_000), (40_000, 1), (1, 1_000_000), (1_000_000, 1)]
+    run = subprocess.run([sys.executable, "-c", STRIPS, json.dumps(sizes)], cwd=Path(__file__).parents[1],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout)
+    assert report.pop("peak MB") < 500, report
+    assert len(report) == 8
+    for name, out in report.items():
+        assert out["seconds"] < 5, name
+        if "error" in out:  # refusing is allowed, running out of memory is not
+            assert out["cause"] != "MemoryError" and "\n" not in out["error"] and out["error"].endswith("."), (name, out)
+        else:
+            spec = IMAGENET if name.startswith(IMAGENET.name) else MNIST
+            assert out["shape"] == [1, spec.channels, *spec.input_size] and out["float32"] and out["finite"], (name, out)
+            assert 0 <= out["min"] <= out["max"] <= 1, (name, out)
 
 
 # ---------------------------------------------------------------------------------------------------- bad files
@@ -228,12 +316,27 @@ def _truncated_jpeg(path: Path) -> None:
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
 
 
+def _gif_header(width: int, height: int) -> bytes:
+    screen = struct.pack("<HHBBB", width, height, 0, 0, 0)
+    return b"GIF89a" + screen + b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x08\x00;"
+
+
+def _bmp_header(width: int, height: int) -> bytes:
+    return b"BM" + struct.pack("<IHHI", 0, 0, 0, 54) + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, 0, 0, 0, 0, 0)
+
+
 BAD = {
     "notes.txt": lambda p: p.write_text("these are not the pixels you are looking for\n"),
+    "words.png": lambda p: p.write_text("a text file named like a picture\n"),
     "empty.png": lambda p: p.write_bytes(b""),
     "truncated.jpg": _truncated_jpeg,
+    "truncated.png": lambda p: p.write_bytes(_png(photo((256, 256)))[:-200]),
+    "header-only.png": lambda p: p.write_bytes(_png(photo())[:33]),
     "huge.png": lambda p: p.write_bytes(_png_header(9000, 9000)),
+    "huge.gif": lambda p: p.write_bytes(_gif_header(7000, 7000)),
     "bomb.png": lambda p: p.write_bytes(_png_header(50_000, 50_000)),
+    "bomb.gif": lambda p: p.write_bytes(_gif_header(65_535, 65_535)),
+    "bomb.bmp": lambda p: p.write_bytes(_bmp_header(60_000, 60_000)),
     "zero.png": lambda p: p.write_bytes(_png_header(0, 0)),
 }
 
@@ -248,6 +351,77 @@ def test_bad_files_raise_one_sentence(tmp_path, name):
         assert_one_sentence(err)
     if name.startswith(("huge", "bomb")):
         assert "pixels" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_float_tiff_with_nan_or_infinity_is_refused(tmp_path, bad):
+    pixels = np.linspace(0, 1, 600, dtype=np.float32).reshape(20, 30)
+    pixels[7, 11] = bad
+    Image.fromarray(pixels, "F").save(tmp_path / "f.tiff")
+    for source in (tmp_path / "f.tiff", (tmp_path / "f.tiff").read_bytes()):
+        for spec in (MNIST, IMAGENET):
+            with pytest.raises(ImageError, match="NaN or infinite") as err:
+                load_image(source, spec)
+            assert_one_sentence(err)
+
+
+def _symlink_loop(d: Path) -> Path:
+    (d / "a.png").symlink_to(d / "b.png")
+    (d / "b.png").symlink_to(d / "a.png")
+    return d / "a.png"
+
+
+def _dangling_link(d: Path) -> Path:
+    (d / "l.png").symlink_to(d / "gone.png")
+    return d / "l.png"
+
+
+def _fifo(d: Path) -> Path:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no named pipes here")
+    os.mkfifo(d / "pipe.png")  # opening it would wait for a writer forever
+    return d / "pipe.png"
+
+
+BAD_PATHS = {
+    "long-name": (lambda d: d / ("x" * 300 + ".png"), "name too long"),
+    "folder": (lambda d: d, "is a folder"),
+    "missing": (lambda d: d / "nope.png", "There is no image file"),
+    "missing-folder": (lambda d: d / "nope" / "x.png", "There is no image file"),
+    "dangling-link": (_dangling_link, "There is no image file"),
+    "symlink-loop": (_symlink_loop, "cannot be opened"),
+    "pipe": (_fifo, "not an image file"),
+    "device": (lambda d: Path(os.devnull), "not an image file"),
+    "nul-character": (lambda d: str(d / "a\0b.png"), "not a valid file path"),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_PATHS))
+def test_bad_paths_raise_one_sentence(tmp_path, kind):
+    make, words = BAD_PATHS[kind]
+    path = make(tmp_path)
+    for source in (path, str(path)):
+        with pytest.raises(ImageError, match=words) as err:
+            load_image(source, MNIST)
+        assert_one_sentence(err)
+        assert len(str(err.value)) < 250  # a 300-character name is shortened in the sentence
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads every file")
+def test_unreadable_file_raises_one_sentence(tmp_path):
+    photo().save(tmp_path / "secret.png")
+    (tmp_path / "secret.png").chmod(0)
+    with pytest.raises(ImageError, match="permission denied") as err:
+        load_image(tmp_path / "secret.png", MNIST)
+    assert_one_sentence(err)
+
+
+@pytest.mark.parametrize("source", [5, 1.5, None, ["x.png"], {}, "", "   ", b"", bytearray(), memoryview(b"")],
+                         ids=repr)
+def test_wrong_sources_raise_one_sentence(source):
+    with pytest.raises(ImageError) as err:
+        load_image(source, MNIST)
+    assert_one_sentence(err)
 
 
 def test_bomb_beyond_pil_limit_is_caught_even_when_allowed(tmp_path):
