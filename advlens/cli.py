@@ -1,17 +1,26 @@
-"""`advlens`: the attack engine from the command line, for scripts and batch runs."""
+"""`advlens`: the attack engine from the command line, for scripts and batch runs.
+
+The flags of ``advlens attack`` are generated from the chosen attack's parameter schema
+(``attacks.registry``): ``advlens attack --attack strattack --help`` lists exactly StrAttack's parameters, with
+their defaults and allowed values, and every value is checked by the schema before anything runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, NoReturn, Optional
 
-import torch
+from advlens.models import REGISTRY, ModelUnavailable
+from attacks.params import Param
+from attacks.registry import ATTACKS, AttackEntry, get_attack
 
-from advlens.engine import ATTACKS, parse_device, run_attack, summary
-from advlens.models import REGISTRY, ModelUnavailable, get_spec, load_model
+DEFAULT_ATTACK = "ead"
 
 
 class UsageError(Exception):
@@ -19,62 +28,89 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not argparse's usage block
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
         raise UsageError(message)
 
 
-def _positive(kind: type) -> callable:
-    def parse(text: str):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
+def _help(p: Param) -> str:
+    default = "auto" if p.default is None else p.default
+    return f"{p.help} [{p.allowed()}; default {default}]".replace("%", "%%")
 
 
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be zero or positive, got {text}")
-    return value
+def add_param_flags(parser: argparse.ArgumentParser, entry: AttackEntry) -> None:
+    """One flag per parameter of ``entry`` (plus its old spellings); values stay text until the schema parses them."""
+    group = parser.add_argument_group(f"{entry.title} parameters ({entry.name})")
+    for p in entry.params:
+        flags = [p.flag] + ["--" + a.replace("_", "-") for a in p.aliases]
+        if p.type is bool and not p.choices:
+            group.add_argument(*flags, dest=p.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=_help(p))
+        else:
+            metavar = "{" + ",".join(map(str, p.choices)) + "}" if p.choices else p.type.__name__.upper()
+            group.add_argument(*flags, dest=p.name, default=None, metavar=metavar, help=_help(p))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="advlens", description="Adversarial attacks you can see: C&W, EAD and StrAttack.")
+def build_parser(attack: str = DEFAULT_ATTACK) -> argparse.ArgumentParser:
+    parser = _Parser(prog="advlens", allow_abbrev=False,
+                     description="Adversarial attacks you can see: " + ", ".join(e.title for e in ATTACKS.values()))
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("models", help="list the models and whether their weights are here")
     images = sub.add_parser("images", help="list the bundled gallery images")
     images.add_argument("--dataset", choices=("mnist", "imagenet"), default=None)
+    listing = sub.add_parser("attacks", help="list the attacks with their parameters, defaults and ranges")
+    listing.add_argument("--json", action="store_true", help="as JSON")
 
-    a = sub.add_parser("attack", help="attack one image and write the result to --out")
+    a = sub.add_parser("attack", allow_abbrev=False, help="attack one image and write the result to --out",
+                       description="Attack one image. `advlens attack --attack NAME --help` lists NAME's parameters.")
+    a.add_argument("--attack", choices=tuple(ATTACKS), default=DEFAULT_ATTACK, help="the attack (default ead)")
     a.add_argument("--model", default="mnist-cnn", help=f"one of {', '.join(REGISTRY)}")
     a.add_argument("--image", required=True, help="mnist:N, imagenet:N or an image file")
-    a.add_argument("--attack", choices=tuple(ATTACKS), default="ead")
     goal = a.add_mutually_exclusive_group()
-    goal.add_argument("--target", type=int, help="target class (default: a random incorrect class, from --seed)")
+    goal.add_argument("--target", help="target class, or 'all' for every incorrect class in one batch (the papers' "
+                                       "best/average/worst cases); default: a random incorrect class from --seed")
     goal.add_argument("--untargeted", action="store_true")
-    a.add_argument("--beta", type=_non_negative, help="ℓ1 weight β (EAD, COV)")
-    a.add_argument("--kappa", type=_non_negative, help="confidence κ")
-    a.add_argument("--c", dest="initial_const", type=_positive(float), help="initial constant c")
-    a.add_argument("--steps", type=_positive(int), help="iterations per binary-search step")
-    a.add_argument("--binary-steps", dest="binary_search_steps", type=_positive(int), help="binary-search steps over c")
-    a.add_argument("--lr", dest="learning_rate", type=_positive(float), help="step size α0 (EAD) or Adam rate")
-    a.add_argument("--rule", dest="decision_rule", choices=("en", "l1"), help="EAD decision rule")
-    a.add_argument("--no-abort-early", dest="abort_early", action="store_false", default=None)
-    a.add_argument("--group-size", type=_positive(int), help="StrAttack group side r")
-    a.add_argument("--stride", type=_positive(int), help="StrAttack group stride S")
-    a.add_argument("--epsilon", type=_positive(float), help="StrAttack ℓ∞ bound ε")
-    a.add_argument("--rho", type=_positive(float), help="StrAttack ADMM penalty ρ")
-    a.add_argument("--tau", type=_non_negative, help="StrAttack group-sparsity weight τ")
-    a.add_argument("--gamma", type=_non_negative, help="StrAttack ℓ2 weight γ")
-    a.add_argument("--no-refine", dest="refine", action="store_false", default=None)
     a.add_argument("--device", default="auto", help="auto, cpu or cuda")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--explain", action="store_true", help="also write heat map, group grid, ASM and CAM images")
     a.add_argument("--out", required=True, type=Path, help="directory for the PNGs and result.json")
+    add_param_flags(a, get_attack(attack))
     return parser
+
+
+def chosen_attack(argv: Sequence[str]) -> str:
+    """The value of --attack in ``argv`` (the flags of ``attack`` depend on it)."""
+    for i, arg in enumerate(argv):
+        if arg == "--attack" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--attack="):
+            return arg.split("=", 1)[1]
+    return DEFAULT_ATTACK
+
+
+def attack_params(args: argparse.Namespace, entry: AttackEntry) -> dict[str, Any]:
+    """The parameters given on the command line, parsed and checked by the schema."""
+    params = {}
+    for p in entry.params:
+        value = getattr(args, p.name, None)
+        if value is not None:
+            params[p.name] = p.check(value) if isinstance(value, bool) else p.parse(value)
+    return params
+
+
+def _foreign_flag(argv: Sequence[str], entry: AttackEntry) -> Optional[str]:
+    """A flag of another attack's parameter given to ``entry``: the sentence that says so."""
+    mine = {p.name for p in entry.params}
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        for other in ATTACKS.values():
+            for p in other.params:
+                spellings = {p.flag, "--no-" + p.flag[2:]} | {"--" + a.replace("_", "-") for a in p.aliases}
+                if name in spellings and p.name not in mine:
+                    return f"{entry.title} does not take {name} (see: advlens attack --attack {entry.name} --help)"
+    return None
 
 
 def _cmd_models() -> int:
@@ -95,89 +131,157 @@ def _cmd_images(dataset: Optional[str]) -> int:
     return 0
 
 
-_ATTACK_ARGS = ("beta", "kappa", "initial_const", "steps", "binary_search_steps", "learning_rate", "decision_rule",
-                "abort_early", "group_size", "stride", "epsilon", "rho", "tau", "gamma", "refine")
+def _cmd_attacks(as_json: bool) -> int:
+    if as_json:
+        print(json.dumps([e.describe() for e in ATTACKS.values()], indent=2, ensure_ascii=False))
+        return 0
+    for e in ATTACKS.values():
+        print(f"{e.name:10s} {e.title} — {e.family}; minimises {e.distortion}\n{'':10s} {e.blurb}")
+        for p in e.params:
+            default = "auto" if p.default is None else p.default
+            print(f"{'':10s}   {p.flag:24s} {p.allowed()}; default {default}")
+    return 0
 
 
-def _cmd_attack(args: argparse.Namespace) -> int:
-    from advlens.images import load_image, save_png
-    from interpret.perturbation import amplified
+def _cmd_attack(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    import torch
+
+    from advlens.engine import parse_device
+    from advlens.images import load_image
+    from advlens.models import get_spec, load_model
+    from advlens.outdir import OutDir
+    from attacks.targets import all_targets
 
     spec = get_spec(args.model)
     device = parse_device(args.device)
-    params = {k: getattr(args, k) for k in _ATTACK_ARGS if getattr(args, k) is not None}
-    info = ATTACKS[args.attack]
-    unsupported = sorted(set(params) - set(info.params))
-    if unsupported:
-        raise UsageError(f"{info.title} does not take --{unsupported[0].replace('_', '-')}")
-    if args.target is not None and not 0 <= args.target < spec.num_classes:
-        raise UsageError(f"--target must be a class of {spec.name} (0–{spec.num_classes - 1}), got {args.target}")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} exists and is not a directory")
-
+    entry = get_attack(args.attack)
+    every = args.target == "all"
+    target_class = None
+    if args.target is not None and not every:
+        try:
+            target_class = int(args.target)
+        except ValueError:
+            raise UsageError(f"--target must be a class number or 'all'; got {args.target!r}") from None
+        if not 0 <= target_class < spec.num_classes:
+            raise UsageError(f"--target must be a class of {spec.name} (0–{spec.num_classes - 1}), got {target_class}")
+    out = OutDir(args.out)  # refuses a path that cannot be a directory before anything runs
     image = load_image(args.image, spec)
     model = load_model(args.model, device)
     torch.manual_seed(args.seed)
     x = image.tensor.to(device)
     label = image.label if image.label is not None else int(model(x).argmax(1))
-    if args.untargeted:
-        target = None
-    elif args.target is not None:
-        if args.target == label:
-            raise UsageError(f"--target {args.target} is the image's own class; pick another")
-        target = torch.tensor([args.target], device=device)
+    labels = torch.tensor([label], device=device)
+    if target_class == label:
+        raise UsageError(f"--target {target_class} is the image's own class; pick another")
+    if every:
+        x, labels, targets = all_targets(x, labels, spec.num_classes)
+    elif args.untargeted:
+        targets = None
+    elif target_class is not None:
+        targets = torch.tensor([target_class], device=device)
     else:
         offset = int(torch.randint(1, spec.num_classes, (1,), generator=torch.Generator().manual_seed(args.seed)))
-        target = torch.tensor([(label + offset) % spec.num_classes], device=device)
+        targets = torch.tensor([(label + offset) % spec.num_classes], device=device)
 
-    result = run_attack(args.attack, model, x, torch.tensor([label], device=device), target, **params)
-    report = {"model": args.model, "image": image.ref, "notes": image.notes, **summary(result, model)}
-    report.update(_group_counts(result, spec, params))
-    explanation = None
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.explain:
-        from advlens.explain import explain
-
-        explanation = explain(model, spec, result, args.out)
-        report.update(explanation)
-    save_png(result.original[0], args.out / "original.png")
-    save_png(result.adversarial[0], args.out / "adversarial.png")
-    save_png(amplified(result.perturbation[0:1])[0], args.out / "perturbation.png")
-    (args.out / "result.json").write_text(json.dumps(report, indent=2) + "\n")
-    names = spec.class_names
-    status = "success" if report["success"] else "failed"
-    print(f"{status}: {names[report['pred_before']]} → {names[report['pred_after']]}  "
-          f"ℓ0 {report['l0']}  ℓ1 {report['l1']:.3f}  ℓ2 {report['l2']:.3f}  ℓ∞ {report['linf']:.3f}  "
-          f"{report['iterations']} it  {report['seconds']:.1f} s on {report['device']}  → {args.out}")
+    try:
+        _attack_and_write(args, entry, params, spec, model, image, out, x, labels, targets, every)
+    except OSError as err:  # staging the explanation's PNGs on a full or read-only disk
+        raise out.failure(err) from None
+    finally:
+        out.discard()
     return 0
 
 
-def _group_counts(result, spec, params: dict) -> dict:
-    try:
-        from interpret.groups import default_grouping, groups_nonzero, groups_total
-    except ImportError:
-        return {}
-    size, stride = default_grouping(spec.input_size)
-    size, stride = params.get("group_size", size), params.get("stride", stride)
-    delta = result.perturbation
-    return {"groups_nonzero": int(groups_nonzero(delta, size, stride)[0]),
-            "groups_total": int(groups_total(tuple(delta.shape), size, stride)), "group_size": size, "stride": stride}
+def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, targets, every) -> None:
+    import torch
+
+    from advlens.report import build_report, jsonable
+    from interpret.metrics import case_summary
+    from interpret.perturbation import amplified
+
+    result = entry(model, x, labels, targets, **params)
+    files: dict[str, bytes] = {"original.png": png_bytes(result.original[0])}
+    reports = []
+    for i in range(result.success.shape[0]):
+        explanation = None
+        folder = f"t{int(result.targets[i])}" if every and result.targets is not None else ""
+        if args.explain:
+            from advlens.explain import explain
+
+            explanation = explain(model, spec, result, index=i, out_dir=out.staging(folder))
+            explanation.pop("explain_files", None)
+        report = build_report(result, model, model_name=spec.name, image=image.ref, notes=image.notes, index=i,
+                              explanation=explanation)
+        reports.append(report)
+        prefix = folder + "/" if folder else ""
+        files[prefix + "adversarial.png"] = png_bytes(result.adversarial[i])
+        files[prefix + "perturbation.png"] = png_bytes(amplified(result.perturbation[i:i + 1])[0])
+        files[prefix + "result.json"] = report.to_json().encode()
+    if every:
+        generator = torch.Generator().manual_seed(args.seed)
+        pick = torch.randint(0, spec.num_classes - 1, (1,), generator=generator)  # the average case's random target
+        cases = case_summary(result.perturbation.cpu(), result.success.cpu(), spec.num_classes - 1, by=entry.metric,
+                             average_pick=pick)
+        files["cases.json"] = (json.dumps(jsonable({"by": entry.metric, "average_target": reports[int(pick)].target,
+                                                    "cases": cases}), indent=2) + "\n").encode()
+    out.write(files)
+    names = spec.class_names
+    for r in reports:
+        status = "success" if r.success else "failed"
+        print(f"{status}: {names[r.pred_before]} → {names[r.pred_after]}  ℓ0 {r.l0}  ℓ1 {r.l1:.3f}  ℓ2 {r.l2:.3f}  "
+              f"ℓ∞ {r.linf:.3f}  {r.iterations} it  {r.seconds:.1f} s on {r.device}")
+    if every:
+        print("cases (" + entry.metric + "): " + "  ".join(
+            f"{case} ASR {v['asr']:.0f}% {entry.metric} {v[entry.metric]:.3f}" for case, v in cases.items()))
+    print(f"→ {args.out}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from advlens.images import ImageError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            attack = chosen_attack(argv)
+            parser = build_parser(attack if attack in ATTACKS else DEFAULT_ATTACK)
+            args, unknown = parser.parse_known_args(argv)
+        except UsageError:
+            entry = ATTACKS.get(chosen_attack(argv))
+            foreign = entry and _foreign_flag(argv, entry)
+            if foreign:
+                raise UsageError(foreign) from None
+            raise
+        if unknown:
+            entry = ATTACKS.get(chosen_attack(argv))
+            raise UsageError((entry and _foreign_flag(unknown, entry)) or f"unrecognized arguments: {' '.join(unknown)}")
         if args.command == "models":
-            return _cmd_models()
-        if args.command == "images":
-            return _cmd_images(args.dataset)
-        return _cmd_attack(args)
+            code = _cmd_models()
+        elif args.command == "images":
+            code = _cmd_images(args.dataset)
+        elif args.command == "attacks":
+            code = _cmd_attacks(args.json)
+        else:
+            code = _cmd_attack(args, attack_params(args, get_attack(args.attack)))
+        sys.stdout.flush()  # inside the try: a reader that has gone away is met here, not at exit
+        return code
+    except BrokenPipeError:  # `advlens images | head`: the reader is gone, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UsageError, ValueError, ModelUnavailable, ImageError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"advlens: error: {message}", file=sys.stderr)
         return 2
+
+
+def png_bytes(image: Any) -> bytes:
+    """A (C, H, W) tensor in [0, 1] as PNG bytes."""
+    from PIL import Image
+
+    from advlens.images import to_uint8
+
+    buffer = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ JSON-ready numbers and, given a folder, PNGs. Both are what ``advlens attack --e
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -142,7 +143,7 @@ def explanation_figures(spec: object, sample: AttackResult, scores: dict, *, cam
     x0, x_adv = sample.original[0].cpu(), sample.adversarial[0].cpu()
     views = sample_views(spec, sample, scores)
     size, stride = views["group_size"], views["group_stride"]
-    names = getattr(spec, "class_names")
+    names = spec.class_names
     label, target = int(sample.labels[0]), int(scores["targets"][0])
     sparse = dict(cmap=figures.HEAT_CMAP, opacity=max(opacity, 0.6), zmin=0, hide_zero=True)
     out = {
@@ -172,7 +173,7 @@ def _select(result: AttackResult, index: int) -> AttackResult:
 
 def _grouping(spec: object, result: AttackResult) -> tuple[int, int]:
     """StrAttack's own group size and stride when the result is one, else the paper's default for this size."""
-    size, stride = default_grouping(getattr(spec, "input_size"))
+    size, stride = default_grouping(spec.input_size)
     return int(result.params.get("group_size", size)), int(result.params.get("stride", stride))
 
 

@@ -6,9 +6,10 @@ import contextlib
 import functools
 import io
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import torch
 from torch import nn
@@ -48,7 +49,7 @@ class ModelSpec:
         return len(self.class_names)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _class_names(dataset: str) -> list[str]:
     if dataset == "mnist":
         return [str(d) for d in range(10)]

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 
     images, labels = load_mnist()
     train_idx, held_idx = split_indices(labels)
-    to_tensor = lambda idx: torch.from_numpy(images[idx]).float().div(255).unsqueeze(1)  # noqa: E731
+    to_tensor = lambda idx: torch.from_numpy(images[idx]).float().div(255).unsqueeze(1)
     x_train, y_train = to_tensor(train_idx), torch.from_numpy(labels[train_idx])
     x_held, y_held = to_tensor(held_idx), torch.from_numpy(labels[held_idx])
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
@@ -65,6 +66,6 @@ class AttackResult:
     def targeted(self) -> bool:
         return self.targets is not None
 
-    def to(self, device: torch.device | str) -> "AttackResult":
-        moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in self.__dict__.items()}
-        return AttackResult(**moved)
+    def to(self, device: torch.device | str) -> AttackResult:
+        moved: dict[str, Any] = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, Tensor)}
+        return replace(self, **moved)

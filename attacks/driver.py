@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol
+from typing import Optional, Protocol
 
 import torch
 from torch import Tensor
@@ -48,7 +49,7 @@ def minimise_over_const(
     inputs: Tensor,
     labels: Tensor,
     targets: Optional[Tensor],
-    start: Callable[[Tensor, Tensor, Tensor, Optional[Tensor], Tensor], Optimiser],
+    start: Callable[[Tensor, Tensor, Optional[Tensor], Tensor], Optimiser],
     *,
     kappa: float,
     initial_const: float,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -14,6 +15,11 @@ class PixelModel(nn.Module):
     Attacks, metrics and CAMs all see the same [0,1] pixel space; only this wrapper knows the mean and
     standard deviation the network was trained with.
     """
+
+    mean: Tensor
+    std: Tensor
+    input_size: Optional[tuple[int, int]]
+    num_classes: Optional[int]
 
     def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float], *,
                  channels_last: bool = True, input_size: Optional[tuple[int, int]] = None,
@@ -38,6 +44,6 @@ class PixelModel(nn.Module):
     def device(self) -> torch.device:
         return self.mean.device
 
-    def train(self, mode: bool = True) -> "PixelModel":
+    def train(self, mode: bool = True) -> PixelModel:
         # Attacks never train: dropout and batch-norm statistics stay frozen whatever a caller does.
         return super().train(False)

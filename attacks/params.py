@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional
 
 Group = Literal["objective", "budget", "structure", "advanced"]
 GROUPS: tuple[Group, ...] = ("objective", "budget", "structure", "advanced")
@@ -66,14 +67,13 @@ class Param:
         elif self.type is bool:
             if isinstance(value, (bool, numbers.Integral)) and value in (0, 1) and not _is_float(value):
                 return bool(value)
-        elif self.type is int:
-            if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
-                    and float(value).is_integer() and self._in_range(value):
-                return int(value)
-        elif self.type is float:
-            if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
-                    and self._in_range(value):
-                return float(value)
+        elif self.type in (int, float) and isinstance(value, numbers.Real) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                number = math.inf
+            if math.isfinite(number) and self._in_range(number) and (self.type is float or number.is_integer()):
+                return int(number) if self.type is int else number
         elif isinstance(value, self.type):
             return value
         raise ValueError(f"{self.name} must be {self.allowed()}; got {value!r}.")
@@ -102,8 +102,9 @@ class Param:
         """``count`` values from ``low`` to ``high`` (the bounds by default), geometric where log-scaled."""
         if not self.numeric:
             return list(self.choices) if self.choices else [False, True]
-        lo = float(self.low if low is None else low)
-        hi = float(self.high if high is None else high)
+        lo, hi = (self.low if low is None else low), (self.high if high is None else high)
+        if lo is None or hi is None:
+            raise ValueError(f"{self.name} has no bounds to make a grid from.")
         if count < 2 or lo == hi:
             values = [lo]
         elif self.log and lo > 0:

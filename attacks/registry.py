@@ -9,8 +9,9 @@ an attack is its module (function + schema) and one line here.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal, Optional
 
 from torch import Tensor
 
@@ -31,6 +32,7 @@ class AttackEntry:
     fn: Callable[..., AttackResult]
     family: Family
     distortion: str  # what the attack minimises, in words
+    metric: str  # the interpret.metrics distortion its tables rank by: "l0", "l1", "l2" or "linf"
     paper: str
     blurb: str  # one sentence for forms and listings
 
@@ -62,6 +64,7 @@ class AttackEntry:
         """JSON-ready: what ``advlens attacks --json`` prints for this attack."""
         return {
             "name": self.name, "title": self.title, "family": self.family, "distortion": self.distortion,
+            "metric": self.metric,
             "paper": self.paper, "blurb": self.blurb, "fixed": self.fixed,
             "params": [{"name": p.name, "type": p.type.__name__, "default": p.default, "low": p.low,
                         "high": p.high, "log": p.log, "choices": list(p.choices), "group": p.group,
@@ -74,18 +77,18 @@ _EAD = "Chen et al., EAD: Elastic-Net Attacks to Deep Neural Networks (AAAI 2018
 _CW = "Carlini & Wagner, Towards Evaluating the Robustness of Neural Networks (S&P 2017)"
 
 ATTACKS: dict[str, AttackEntry] = {e.name: e for e in (
-    AttackEntry("cw", "C&W L2", cw_l2, "white-box optimisation", "ℓ2", _CW,
+    AttackEntry("cw", "C&W L2", cw_l2, "white-box optimisation", "ℓ2", "l2", _CW,
                 "min ‖δ‖₂² + c·f(x₀ + δ) in tanh space with Adam; keeps the least-ℓ2 success."),
     AttackEntry("ead", "EAD (FISTA)", functools.partial(ead, optimizer="fista"), "white-box optimisation",
-                "elastic net β‖δ‖₁ + ‖δ‖₂²", _EAD,
+                "elastic net β‖δ‖₁ + ‖δ‖₂²", "l1", _EAD,
                 "min c·f + β‖δ‖₁ + ‖δ‖₂² on the pixel box by FISTA with soft-thresholding (Algorithm 1)."),
     AttackEntry("ead-ista", "EAD (ISTA)", functools.partial(ead, optimizer="ista"), "white-box optimisation",
-                "elastic net β‖δ‖₁ + ‖δ‖₂²", _EAD,
+                "elastic net β‖δ‖₁ + ‖δ‖₂²", "l1", _EAD,
                 "The same elastic-net objective by plain ISTA (eq. 8): no momentum, the textbook proximal method."),
-    AttackEntry("cov", "COV (tanh + Adam)", cov, "white-box optimisation", "elastic net β‖δ‖₁ + ‖δ‖₂²", _EAD,
+    AttackEntry("cov", "COV (tanh + Adam)", cov, "white-box optimisation", "elastic net β‖δ‖₁ + ‖δ‖₂²", "l1", _EAD,
                 "The elastic net through tanh + Adam (Table 1's baseline): subgradient steps never land on zero."),
     AttackEntry("strattack", "StrAttack (ADMM)", strattack, "white-box optimisation",
-                "group sparsity Σ‖δ_G‖₂ + ‖δ‖₂² under ‖δ‖∞ ≤ ε",
+                "group sparsity Σ‖δ_G‖₂ + ‖δ‖₂² under ‖δ‖∞ ≤ ε", "l2",
                 "Xu et al., Structured Adversarial Attack (ICLR 2019)",
                 "min c·f + γ‖δ‖₂² + τ Σ_G ‖δ_G‖₂ with ‖δ‖∞ ≤ ε by ADMM: perturbs few groups of pixels."),
 )}

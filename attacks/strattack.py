@@ -30,8 +30,17 @@ from torch import Tensor
 from attacks.base import AttackResult, Callback, IterationState
 from attacks.contract import declare
 from attacks.driver import Step, minimise_over_const
-from attacks.groups import (SMALL_IMAGE, Grouping, block_shrink, column_norms, coverage, default_grouping,
-                            fold_groups, make_grouping, unfold_groups)
+from attacks.groups import (
+    SMALL_IMAGE,
+    Grouping,
+    block_shrink,
+    column_norms,
+    coverage,
+    default_grouping,
+    fold_groups,
+    make_grouping,
+    unfold_groups,
+)
 from attacks.losses import hinge_loss, logit_margin
 from attacks.model import PixelModel
 from attacks.params import ABORT_EARLY, BINARY_SEARCH_STEPS, INITIAL_CONST, KAPPA, STEPS, Param, with_default

@@ -24,18 +24,19 @@ import shlex
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from advlens.images import load_image  # noqa: E402
-from advlens.models import get_spec, load_model  # noqa: E402
-from attacks import cw_l2, ead  # noqa: E402
-from interpret.metrics import distortion  # noqa: E402
+from advlens.images import load_image
+from advlens.models import get_spec, load_model
+from attacks import cw_l2, ead
+from interpret.metrics import distortion
 
 HEADING = "## Peer libraries"
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
@@ -51,7 +52,7 @@ class Settings:
     learning_rate: float
     torchattacks_cw_c: float
 
-    def tiny(self) -> "Settings":
+    def tiny(self) -> Settings:
         """A two-iteration run of the same code paths, to warm up before timing."""
         return Settings(1, 2, self.beta, self.kappa, self.initial_const, self.learning_rate, self.torchattacks_cw_c)
 
@@ -78,7 +79,7 @@ def _advlens_runners(model) -> list[Runner]:
                      binary_search_steps=s.binary_search_steps, steps=s.steps, learning_rate=s.learning_rate,
                      abort_early=False).adversarial
 
-    budget = lambda s: s.binary_search_steps * s.steps  # noqa: E731
+    budget = lambda s: s.binary_search_steps * s.steps
     return [Runner("EAD", "advlens", "attacks.ead", run_ead, budget),
             Runner("C&W L2", "advlens", "attacks.cw_l2", run_cw, budget)]
 
@@ -103,7 +104,7 @@ def _foolbox_runners(net) -> list[Runner]:
         raw, _, _ = attack(fmodel, x, fb.criteria.TargetedMisclassification(targets), epsilons=None)
         return raw
 
-    budget = lambda s: s.binary_search_steps * s.steps  # noqa: E731
+    budget = lambda s: s.binary_search_steps * s.steps
     return [Runner("EAD", "foolbox", "EADAttack", run_ead, budget),
             Runner("C&W L2", "foolbox", "L2CarliniWagnerAttack", run_cw, budget)]
 
@@ -148,7 +149,7 @@ def _art_runners(net, x_shape: tuple[int, ...], num_classes: int) -> list[Runner
                                  initial_const=s.initial_const, batch_size=len(x), verbose=False)
         return torch.from_numpy(attack.generate(x.numpy(), y=targets.numpy()))
 
-    budget = lambda s: s.binary_search_steps * s.steps  # noqa: E731
+    budget = lambda s: s.binary_search_steps * s.steps
     return [Runner("EAD", "ART", "ElasticNet", run_ead, budget),
             Runner("C&W L2", "ART", "CarliniL2Method", run_cw, budget)]
 

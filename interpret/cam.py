@@ -16,9 +16,10 @@ a Streamlit script never keeps a hook, and two CAM computations never see each o
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
-from typing import Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ def module_at(model: nn.Module, path: str) -> nn.Module:
     """The module at a dotted path inside ``model.net`` (or inside ``model`` when it has no ``.net``)."""
     module: nn.Module = getattr(model, "net", model)
     for part in path.removesuffix(INPUT_SUFFIX).split("."):
-        module = module[int(part)] if part.isdigit() else getattr(module, part)
+        module = module[int(part)] if part.isdigit() else getattr(module, part)  # type: ignore[index]
     return module
 
 
@@ -120,7 +121,7 @@ def _grad_cam_class(method: str) -> type:
 
         raw: list[np.ndarray]
 
-        def get_cam_image(self, *args, **kwargs):  # noqa: ANN002, ANN003 (pytorch-grad-cam's signature)
+        def get_cam_image(self, *args: Any, **kwargs: Any) -> np.ndarray:  # pytorch-grad-cam's signature
             cam = super().get_cam_image(*args, **kwargs)
             self.raw.append(np.asarray(cam, dtype=np.float32))
             return cam
@@ -196,7 +197,8 @@ def class_activation_maps(model: nn.Module, images: Tensor, classes: Tensor, *, 
         maps = original_cam(model, images, classes, layer=layer, linear=linear)
     else:
         maps = grad_cam(model, images, classes, layer=layer, method=method, batch_size=batch_size)
-    return upsample(maps.detach().float().cpu().clamp_min(0), tuple(images.shape[-2:]))
+    height, width = images.shape[-2:]
+    return upsample(maps.detach().float().cpu().clamp_min(0), (height, width))
 
 
 def cam_quartet(model: nn.Module, original: Tensor, adversarial: Tensor, labels: Tensor, targets: Tensor, *,
@@ -206,9 +208,11 @@ def cam_quartet(model: nn.Module, original: Tensor, adversarial: Tensor, labels:
     Keys: "x0_t0", "x0_t", "adv_t0", "adv_t". Both images go through in one batch per class.
     """
     both = torch.cat([original, adversarial])
-    options = dict(method=method, layer=layer, linear=linear, batch_size=batch_size)
-    for_t0 = class_activation_maps(model, both, torch.cat([labels, labels]), **options)
-    for_t = class_activation_maps(model, both, torch.cat([targets, targets]), **options)
+    def maps(classes: Tensor) -> Tensor:
+        return class_activation_maps(model, both, classes, method=method, layer=layer, linear=linear,
+                                     batch_size=batch_size)
+
+    for_t0, for_t = maps(torch.cat([labels, labels])), maps(torch.cat([targets, targets]))
     n = original.shape[0]
     return {"x0_t0": for_t0[:n], "x0_t": for_t[:n], "adv_t0": for_t0[n:], "adv_t": for_t[n:]}
 
@@ -232,4 +236,4 @@ def registry_options(spec: object, method: str) -> dict[str, Optional[str]]:
         if head is None:
             raise ValueError(f"{getattr(spec, 'title', spec)} has no GAP + linear head: use Grad-CAM instead.")
         return {"layer": head[0], "linear": head[1]}
-    return {"layer": getattr(spec, "cam_layer"), "linear": None}
+    return {"layer": spec.cam_layer, "linear": None}

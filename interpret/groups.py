@@ -6,11 +6,12 @@ so every pixel is in a group (see that module). The grid of per-group ℓ2 norms
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 
-from attacks.groups import default_grouping, group_norms as _flat_group_norms, make_grouping
+from attacks.groups import default_grouping, make_grouping
+from attacks.groups import group_norms as _flat_group_norms
 
 __all__ = ["default_grouping", "fraction_touched", "group_norms", "groups_nonzero", "groups_total"]
 

@@ -6,7 +6,7 @@ B_ASM (the coordinates whose ASM exceeds its ν-th percentile, section 6) or the
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import Tensor

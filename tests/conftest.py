@@ -41,7 +41,7 @@ def mnist_runs(mnist_model, mnist_digits):
     """
     x, labels, targets = mnist_digits
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def run(attack, **kwargs):
         return attack(mnist_model, x, labels, targets, **kwargs)
 

@@ -9,8 +9,19 @@ from torch import nn
 
 from attacks import PixelModel, cw_l2, strattack
 from attacks.groups import coverage, fold_groups, make_grouping, unfold_groups
-from attacks.strattack import (_Admm, _Judge, box_bounds, delta_step, refine_delta_step, refine_z_step,
-                               sparse_support, w_step, y_copies_step, y_step, z_step)
+from attacks.strattack import (
+    _Admm,
+    _Judge,
+    box_bounds,
+    delta_step,
+    refine_delta_step,
+    refine_z_step,
+    sparse_support,
+    w_step,
+    y_copies_step,
+    y_step,
+    z_step,
+)
 from interpret.groups import default_grouping, fraction_touched, group_norms, groups_nonzero, groups_total
 from interpret.metrics import distortion
 
