@@ -114,7 +114,7 @@ def column_norms(columns: Tensor) -> Tensor:
     return columns.square().sum(1).sqrt()  # ~10× faster on CPU than linalg.vector_norm over dim 1
 
 
-def group_norms(x: Tensor, grouping: Grouping) -> Tensor:
+def flat_group_norms(x: Tensor, grouping: Grouping) -> Tensor:
     """(N, C, H, W) → (N, P·Q): ‖x_{G_{p,q}}‖2 for every group, the terms of g in eq. (1)."""
     return column_norms(unfold_groups(x, grouping))
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from attacks.groups import default_grouping, make_grouping
-from attacks.groups import group_norms as _flat_group_norms
+from attacks.groups import flat_group_norms
 
 __all__ = ["default_grouping", "fraction_touched", "group_norms", "groups_nonzero", "groups_total"]
 
@@ -19,7 +19,7 @@ __all__ = ["default_grouping", "fraction_touched", "group_norms", "groups_nonzer
 def group_norms(delta: Tensor, size: int, stride: int) -> Tensor:
     """(N, C, H, W) → (N, P, Q): ‖δ_{G_{p,q}}‖2 of every group, laid out as the image's grid of windows."""
     grouping = make_grouping(delta.shape, size, stride)
-    return _flat_group_norms(delta, grouping).view(delta.shape[0], grouping.rows, grouping.cols)
+    return flat_group_norms(delta, grouping).view(delta.shape[0], grouping.rows, grouping.cols)
 
 
 def groups_nonzero(delta: Tensor, size: int, stride: int, tol: float = 0.0) -> Tensor:

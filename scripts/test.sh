@@ -9,4 +9,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
   $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-exec python3 -m uv run --frozen --extra test --extra peers --extra train pytest "$@"
+RUN="python3 -m uv run --frozen --extra test --extra peers --extra train"
+# Static checks first: they take seconds and say exactly where a drift is.
+$RUN ruff check .
+$RUN mypy
+exec $RUN pytest "$@"
