@@ -253,7 +253,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         if unknown:
             entry = ATTACKS.get(chosen_attack(argv))
-            raise UsageError((entry and _foreign_flag(unknown, entry)) or f"unrecognized arguments: {' '.join(unknown)}")
+            foreign = entry and _foreign_flag(unknown, entry)
+            raise UsageError(foreign or f"unrecognized arguments: {' '.join(unknown)}")
         if args.command == "models":
             code = _cmd_models()
         elif args.command == "images":

@@ -64,7 +64,8 @@ def check_call(model: Any, inputs: Any, labels: Any, targets: Any) -> tuple[Tens
         raise ValueError(f"model must be an attacks.PixelModel (wrap the network: PixelModel(net, mean, std)); "
                          f"got {type(model).__name__}.")
     if not isinstance(inputs, Tensor):
-        raise ValueError(f"inputs must be a torch.Tensor of images (N, C, H, W) in [0, 1]; got {type(inputs).__name__}.")
+        raise ValueError("inputs must be a torch.Tensor of images (N, C, H, W) in [0, 1]; "
+                         f"got {type(inputs).__name__}.")
     if inputs.dim() != 4:
         raise ValueError(f"inputs must be a batch of images (N, C, H, W); got shape {tuple(inputs.shape)}.")
     if inputs.shape[0] == 0:
