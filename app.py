@@ -2,9 +2,11 @@
 
     streamlit run app.py
 
-Four pages (``pages/``): Explore one attack, Compare C&W / EAD / StrAttack, Sweep β or κ, Teach proximal
-optimisation. Shared widgets and state live in ``advlens/ui.py``; the attacks, models and interpretability
-maths live in the packages the pages call.
+This file is both the server and the script. ``streamlit run`` finds the ``st.App`` at the bottom and serves it;
+its lifespan (``ui.resources.lifespan``) imports torch and the attack registry before the server answers its
+health check, so a first visit does not wait seconds for them. Every browser session then runs this file as its
+script (Streamlit runs it as ``__main__``): page config, the four pages of ``pages/`` (Explore, Compare, Sweep,
+Teach), the sidebar. Pages compose the widgets and panels of ``ui/``; the maths lives in the packages they call.
 """
 
 from __future__ import annotations
@@ -13,31 +15,39 @@ import logging
 
 import streamlit as st
 
-from advlens import ui
+PAGES = (
+    ("pages/explore.py", "Explore", ":material/biotech:", "Attack one image and take the result apart."),
+    ("pages/compare.py", "Compare", ":material/view_column:", "Several attacks on the same image and target."),
+    ("pages/sweep.py", "Sweep", ":material/ssid_chart:", "Sweep any numeric parameter of an attack over a "
+                                                          "handful of images (Fig. 2 of the EAD paper for β)."),
+    ("pages/teach.py", "Teach", ":material/school:", "Proximal optimisation: soft thresholding, ISTA, FISTA and COV "
+                                                     "step by step."),
+)
 
-st.set_page_config(page_title="advlens · adversarial lab", page_icon=":material/blur_on:", layout="wide",
-                   initial_sidebar_state="expanded")
-ui.configure_torch()
-ui.warm_up()
-ui.style()
-ui.keep_widget_state()
 
-PAGES = [
-    st.Page("pages/explore.py", title="Explore", icon=":material/biotech:", default=True,
-            help="Attack one image and take the result apart."),
-    st.Page("pages/compare.py", title="Compare", icon=":material/view_column:",
-            help="C&W, EAD (EN and L1 rules) and StrAttack on the same image and target."),
-    st.Page("pages/sweep.py", title="Sweep", icon=":material/ssid_chart:",
-            help="Sweep β or κ over a handful of images (Fig. 2 of the EAD paper)."),
-    st.Page("pages/teach.py", title="Teach", icon=":material/school:",
-            help="Proximal optimisation: soft thresholding, ISTA, FISTA and COV step by step."),
-]
+def main() -> None:
+    from ui import chrome, live, resources, state
 
-page = st.navigation(PAGES, position="sidebar")
-ui.sidebar()
-ui.await_previous_run()
-try:
-    page.run()
-except Exception as err:  # the last line of defence: one sentence in the page, the traceback in the server log
-    logging.getLogger("advlens.app").exception("page %s failed", page.title)
-    ui.show_error(f"Something went wrong on this page: {ui.first_line(err)}")
+    st.set_page_config(page_title="advlens · adversarial lab", page_icon=":material/blur_on:", layout="wide",
+                       initial_sidebar_state="expanded")
+    resources.configure_torch()
+    chrome.style()
+    state.keep_widget_state()
+    page = st.navigation([st.Page(path, title=title, icon=icon, help=help_, default=k == 0)
+                          for k, (path, title, icon, help_) in enumerate(PAGES)], position="sidebar")
+    chrome.sidebar()
+    live.await_previous_run()
+    try:
+        page.run()
+    except Exception as err:  # the last line of defence: one sentence in the page, the traceback in the server log
+        logging.getLogger("advlens.app").exception("page %s failed", page.title)
+        chrome.show_error(f"Something went wrong on this page: {chrome.first_line(err)}")
+    resources.warm_up()
+
+
+if __name__ == "__main__":  # a session's script run
+    main()
+else:  # imported by the server that `streamlit run app.py` starts
+    from ui.resources import lifespan
+
+    app = st.App(__file__, lifespan=lifespan)

@@ -14,11 +14,12 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from advlens.report import grouping_of
 from attacks.base import AttackResult
-from interpret import figures
+from interpret import render
 from interpret.asm import adversarial_saliency_map
 from interpret.cam import CAM_UNITS, cam_quartet, class_activation_maps, registry_options
-from interpret.groups import default_grouping, group_norms
+from interpret.groups import group_norms
 from interpret.perturbation import group_cover, magnitude
 from interpret.scores import IS_PERCENTILES, cam_interpretability, interpretability_curve, percentile_mask
 
@@ -94,73 +95,49 @@ def summarise_scores(scores: dict, nu: float = 90, cam_method: str = "gradcam", 
     }
 
 
-def sample_views(spec: object, sample: AttackResult, scores: dict) -> dict:
-    """The (H, W) maps both the PNGs and the plotly figures draw, for the first sample of ``sample``.
+def sample_views(sample: AttackResult, scores: Optional[dict] = None) -> dict:
+    """The (H, W) maps both the PNGs and the app's figures draw, for the first sample of ``sample``.
 
     "magnitude": |δ| summed over channels; "groups": each group's ‖δ_G‖2 painted on its pixels, with "group_norms"
-    its (P, Q) grid, "group_size"/"group_stride" the layout; "asm": ASM(x0, t) summed over channels; "asm_delta":
-    |B_ASM∘δ| summed over channels.
+    its (P, Q) grid, "group_size"/"group_stride" the layout (``report.grouping_of``, the one resolver). Given the
+    ``scores`` of ``interpretability_scores``, also "asm": ASM(x0, t) summed over channels, and "asm_delta":
+    |B_ASM∘δ| summed over channels, B_ASM as in ``scores``.
     """
     delta = sample.perturbation.detach().cpu()[:1]
-    size, stride = _grouping(spec, sample)
+    size, stride = grouping_of(sample)
     norms = group_norms(delta, size, stride)
-    return {
+    views = {
         "magnitude": magnitude(delta)[0],
         "group_norms": norms[0],
         "groups": group_cover(norms, size, stride, tuple(delta.shape[-2:]))[0],
-        "asm": scores["asm"][0].sum(0),
-        "asm_delta": magnitude(delta * scores["mask"][:1].to(delta.dtype))[0],
         "group_size": size, "group_stride": stride,
     }
+    if scores is not None:
+        views["asm"] = scores["asm"][0].sum(0)
+        views["asm_delta"] = magnitude(delta * scores["mask"][:1].to(delta.dtype))[0]
+    return views
 
 
 def write_pngs(out_dir: Path, spec: object, sample: AttackResult, scores: dict, cam_method: str,
                alpha: float = 0.5) -> list[Path]:
-    """The eight PNGs of ``explain`` for the first sample of ``sample``."""
+    """The eight PNGs of ``explain`` for the first sample of ``sample`` (``spec`` is not needed: the group layout
+    comes from the result)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     x0, x_adv = sample.original[0].cpu(), sample.adversarial[0].cpu()
-    views = sample_views(spec, sample, scores)
+    views = sample_views(sample, scores)
     size, stride = views["group_size"], views["group_stride"]
-    sparse = dict(cmap=figures.HEAT_CMAP, alpha=0.8, vmin=0.0, hide_zero=True)
+    sparse = dict(cmap=render.HEAT_CMAP, alpha=0.8, vmin=0.0, hide_zero=True)
     written = [
-        figures.heat_png(out_dir / "heatmap.png", views["magnitude"], unit="|δ| summed over channels"),
-        figures.overlay_png(out_dir / "groups.png", x0, views["groups"], unit=f"‖δ_G‖2 ({size}×{size}/{stride})",
-                            **sparse),
-        figures.overlay_png(out_dir / "asm.png", x0, views["asm"], unit="ASM(x0, t)", **sparse),
-        figures.overlay_png(out_dir / "asm_delta.png", x0, views["asm_delta"], unit="|B_ASM∘δ|", **sparse),
+        render.heat_png(out_dir / "heatmap.png", views["magnitude"], unit="|δ| summed over channels"),
+        render.overlay_png(out_dir / "groups.png", x0, views["groups"], unit=f"‖δ_G‖2 ({size}×{size}/{stride})",
+                           **sparse),
+        render.overlay_png(out_dir / "asm.png", x0, views["asm"], unit="ASM(x0, t)", **sparse),
+        render.overlay_png(out_dir / "asm_delta.png", x0, views["asm_delta"], unit="|B_ASM∘δ|", **sparse),
     ]
     cams = {k: v[0] for k, v in scores["cams"].items()}
-    written += figures.quartet_pngs(out_dir, x0, x_adv, cams, unit=CAM_UNITS[cam_method], alpha=alpha)
+    written += render.quartet_pngs(out_dir, x0, x_adv, cams, unit=CAM_UNITS[cam_method], alpha=alpha)
     return written
-
-
-def explanation_figures(spec: object, sample: AttackResult, scores: dict, *, cam_method: str = "gradcam",
-                        opacity: float = 0.5, attack_name: str = "attack") -> dict:
-    """The plotly figures the app shows, matching the PNGs: {"perturbation", "heatmap", "groups", "asm",
-    "asm_delta", "cam_quartet" (needs ``quartet=True`` scores), "is_curve"}, for the first sample.
-
-    ``scores`` comes from ``interpretability_scores`` on the same ``sample``.
-    """
-    x0, x_adv = sample.original[0].cpu(), sample.adversarial[0].cpu()
-    views = sample_views(spec, sample, scores)
-    size, stride = views["group_size"], views["group_stride"]
-    names = spec.class_names
-    label, target = int(sample.labels[0]), int(scores["targets"][0])
-    sparse = dict(cmap=figures.HEAT_CMAP, opacity=max(opacity, 0.6), zmin=0, hide_zero=True)
-    out = {
-        "perturbation": figures.perturbation_figure(sample.perturbation[0].cpu()),
-        "heatmap": figures.overlay_figure(x0, views["magnitude"], title="|δ| per pixel", unit="|δ| Σ channels",
-                                          **sparse),
-        "groups": figures.group_grid_figure(x0, views["group_norms"], views["groups"], size=size, stride=stride,
-                                            opacity=max(opacity, 0.6)),
-        "asm": figures.overlay_figure(x0, views["asm"], title=f"ASM(x0, t={names[target]})", unit="ASM", **sparse),
-        "asm_delta": figures.overlay_figure(x0, views["asm_delta"], title="B_ASM∘δ", unit="|B_ASM∘δ|", **sparse),
-        "is_curve": figures.is_curve_figure({attack_name: {nu: float(v[0]) for nu, v in scores["is_curve"].items()}}),
-    }
-    if set(figures.QUARTET_KEYS) <= set(scores["cams"]):
-        out["cam_quartet"] = figures.cam_quartet_figure(
-            x0, x_adv, {k: v[0] for k, v in scores["cams"].items()}, label_name=names[label],
-            target_name=names[target], unit=CAM_UNITS[cam_method], opacity=opacity)
-    return out
 
 
 def _select(result: AttackResult, index: int) -> AttackResult:
@@ -169,12 +146,6 @@ def _select(result: AttackResult, index: int) -> AttackResult:
     fields = {k: (v[pick] if isinstance(v, Tensor) and v.dim() and v.shape[0] == result.original.shape[0] else v)
               for k, v in result.__dict__.items() if k != "loss_history"}
     return AttackResult(**fields, loss_history=result.loss_history[:, pick])
-
-
-def _grouping(spec: object, result: AttackResult) -> tuple[int, int]:
-    """StrAttack's own group size and stride when the result is one, else the paper's default for this size."""
-    size, stride = default_grouping(spec.input_size)
-    return int(result.params.get("group_size", size)), int(result.params.get("stride", stride))
 
 
 def _json_float(value: Tensor | float) -> Optional[float]:

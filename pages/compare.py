@@ -1,170 +1,118 @@
-"""Compare: one image and target under C&W, EAD (EN rule), EAD (L1 rule) and StrAttack, side by side."""
+"""Compare: one image and target under several attacks side by side (by default C&W, EAD with either decision
+rule, and StrAttack); every registered attack is offered."""
 
 from __future__ import annotations
 
-import math
-
-import pandas as pd
 import streamlit as st
 import torch
 
-from advlens import ui
-from interpret import figures
+from ui import analysis, chrome, figures, forms, live, panels, pickers, resources, state
+from ui.colours import column_colour
 
 PAGE = "compare"
-# (engine name, fixed parameters, column title)
-LINEUP = (
-    ("cw", {}, "C&W L2"),
-    ("ead", {"decision_rule": "en"}, "EAD · EN rule"),
-    ("ead", {"decision_rule": "l1"}, "EAD · L1 rule"),
-    ("strattack", {}, "StrAttack"),
-)
-COLOURS = {"C&W L2": "#1f77b4", "EAD · EN rule": "#d62728", "EAD · L1 rule": "#ff7f0e", "StrAttack": "#2ca02c"}
-SHARED = ("kappa", "initial_const", "binary_search_steps", "steps", "abort_early")
+DEFAULT_LINEUP = ("C&W L2", "EAD-FISTA · EN rule", "EAD-FISTA · L1 rule", "StrAttack")
 
-ui.page_header("Compare", "The same image and target under C&W, EAD with either decision rule, and StrAttack, run "
-                          "in turn with one shared budget. Columns line up panel by panel; the table and the "
-                          "IS-vs-ν plot put the numbers side by side.")
+chrome.page_header("Compare", "The same image and target under several attacks, run in turn with one shared "
+                              "budget. Columns line up panel by panel; the table and the IS-vs-ν plot put the "
+                              "numbers side by side.")
 
-choice = ui.current_model()
-if ui.require_model(choice):
-    spec, ds = choice.spec, choice.spec.dataset
+choice = resources.current_model()
+usable = not resources.known_failure(choice)
+if usable:
+    columns = forms.compare_columns()
+    titles = [c.title for c in columns]
     left, right = st.columns([2, 3], gap="large")
     with left:
-        ui.section("Image")
-        picked = ui.image_picker(PAGE, choice)
-    submitted = False
+        chrome.section("Image")
+        picked = pickers.image_picker(PAGE, choice)
     with right:
-        ui.section("Shared settings")
-        st.caption("Every attack gets the same κ, c, binary-search steps and iterations; β applies to both EAD "
-                   "columns, the group grid to StrAttack.")
-        if picked is not None:
-            ead = ui.param_defaults("ead", spec)
-            strat = ui.param_defaults("strattack", spec) if ui.attack_available("strattack") is None else {}
-            with st.form(f"{PAGE}-form", border=True):
-                target_key = ui.target_widget(PAGE, spec, picked.label, picked.runner_up)
-                cols = st.columns(2, gap="medium")
-                with cols[0]:
-                    st.markdown("**Objective**")
-                    ui.param_widget(PAGE, ds, "kappa", ead["kappa"])
-                    ui.param_widget(PAGE, ds, "beta", ead["beta"])
-                    if strat:
-                        ui.param_widget(PAGE, ds, "tau", strat["tau"])
-                with cols[1]:
-                    st.markdown("**Budget**")
-                    for name in ("initial_const", "binary_search_steps", "steps", "abort_early"):
-                        ui.param_widget(PAGE, ds, name, ead[name])
-                    if strat:
-                        st.markdown("**StrAttack groups**")
-                        ui.param_widget(PAGE, ds, "group_size", strat["group_size"])
-                        ui.param_widget(PAGE, ds, "stride", strat["stride"])
-                submitted = st.form_submit_button("Run all four", type="primary", icon=":material/play_arrow:")
-
+        chrome.section("Attacks and shared settings")
+        key = state.page_widget(PAGE, "lineup", [t for t in DEFAULT_LINEUP if t in titles])
+        chosen = st.multiselect("Attacks", titles, key=key,
+                                help="Every registered attack; one column per decision rule where an attack has "
+                                     "a choice of objective.")
+        lineup = [c for c in columns if c.title in chosen]
+        st.caption("Parameters that several attacks share (κ, c, binary-search steps, iterations…) get one value "
+                   "for all; each attack's own are folded under its name.")
+        request = None
+        if picked is not None and lineup:
+            request = forms.compare_form(PAGE, lineup, choice, picked.true_class)
     live_area = st.container()
-    if submitted and picked is not None:
-        values = ui.read_params(PAGE, ds, SHARED + ("beta", "tau", "group_size", "stride"))
-        target = st.session_state.get(target_key)
-        labels = torch.tensor([picked.label])
-        targets = None if target in (None, -1) else torch.tensor([int(target)])
-        shared = {k: values[k] for k in SHARED}
-        cw_rate = ui.param_defaults("cw", spec).get("learning_rate")
-        extra = {"cw": {"learning_rate": cw_rate}, "ead": {"beta": values["beta"]},
-                 "strattack": {k: values[k] for k in ("tau", "group_size", "stride") if values[k] is not None}}
-        if ui.device().type == "cpu":
-            extra["strattack"]["refine"] = False  # the refine stage alone is 8 × 400 iterations
-        done: list[ui.Run] = []
-        ui.runs()[PAGE] = done
-        with ui.LiveRunner(live_area, key=PAGE, count=len(LINEUP)) as live:
-            for name, fixed, title in LINEUP:
-                out = live.run(name, choice.model, picked.image.tensor, labels, targets,
-                               {**shared, **extra.get(name, {}), **fixed}, title=title)
-                if out is not None:
-                    done.append(ui.make_run(name, title, choice, picked.title, out[0], out[1], analyse=False))
-            for run in done if not live.stopped else ():
-                ui.ensure_scores(run, choice, quartet=False)
-
-
-def _table(done: list[ui.Run], nu: float) -> pd.DataFrame:
-    rows = []
-    for run in done:
-        s, names = run.summary, run.class_names
-        touched, total = ui.groups_touched(run)
-        is_asm, is_cam = ui.is_at(run, nu)
-        rows.append({
-            "Attack": run.title, "Success": "✓" if s["success"] else "✗",
-            "Prediction": f"{names[s['pred_before']]} → {names[s['pred_after']]}",
-            "ℓ0 (px)": s["l0"], "ℓ1": s["l1"], "ℓ2": s["l2"], "ℓ∞": s["linf"], "Groups": f"{touched}/{total}",
-            "IS-ASM": None if math.isnan(is_asm) else is_asm, "IS-CAM": None if math.isnan(is_cam) else is_cam,
-            "Iterations": s["iterations"], "Time (s)": s["seconds"],
-        })
-    return pd.DataFrame(rows)
+    if not lineup:
+        chrome.show_error("Choose at least one attack to compare.")
+    elif (model := resources.require_model(choice)) is not None and picked is not None:
+        pickers.show_reading(picked, choice)
+        if request is not None:
+            target = pickers.resolve_target(request["target"], picked)
+            labels = torch.tensor([picked.true_class])
+            targets = None if target is None else torch.tensor([target])
+            record = state.CompareRecord()
+            state.runs()[PAGE] = record
+            with live.LiveRunner(live_area, key=PAGE, count=len(lineup)) as runner:
+                for column, params in zip(lineup, request["params"]):
+                    out = runner.run(column.attack, model, picked.image.tensor, labels, targets, params,
+                                     title=column.title)
+                    if out is not None:
+                        record.runs.append(analysis.make_run(column.attack, column.title, choice, picked, *out))
+                for run in record.runs if not runner.stopped else ():
+                    analysis.ensure_scores(run, choice, quartet=False)
 
 
 @st.fragment
-def results(done: list[ui.Run]) -> None:
-    ui.section("Side by side", f"{done[0].image_title} · {done[0].model} · target "
-                               + (done[0].class_names[done[0].summary['target']]
-                                  if done[0].summary["target"] is not None else "none (untargeted)"))
-    knobs = ui.display_knobs(PAGE, channels=done[0].result.original.shape[1])
+def results(done: list[state.Run]) -> None:
+    first = done[0]
+    target = first.report.target
+    chrome.section("Side by side", f"{first.image_title} · {first.model} · target "
+                                   + (first.class_names[target] if target is not None else "none (untargeted)"))
+    knobs = panels.display_knobs(PAGE, channels=first.result.original.shape[1])
     nu, cmap, opacity = knobs["nu"], knobs["cmap"], knobs["opacity"]
-    scales = ui.shared_scales(done)
+    scales = analysis.shared_scales(done)
     st.caption("Each row of panels shares one colour range across the attacks.")
-    cols = st.columns(len(done), gap="medium")
-    for k, (col, run) in enumerate(zip(cols, done)):
-        s, names = run.summary, run.class_names
-        after = s["top5_after"][0]
+    for k, (col, run) in enumerate(zip(st.columns(len(done), gap="medium"), done)):
+        r, names = run.report, run.class_names
+        after = r.top5_after[0]
         with col:
             st.markdown(f"#### {run.title}")
-            if s["success"]:
+            if r.success:
                 st.badge(f"Success → {names[after[0]]}", icon=":material/check_circle:", color="green")
             else:
                 st.badge("Failed", icon=":material/cancel:", color="red")
-            st.caption(f"ℓ1 {s['l1']:.3f} · ℓ2 {s['l2']:.3f} · ℓ0 {s['l0']} px · {s['seconds']:.1f} s")
-            ui.image_panel(run.result.adversarial[0], f"adversarial · model: {names[after[0]]} ({after[1]:.0%})")
+            st.caption(f"ℓ1 {r.l1:.3f} · ℓ2 {r.l2:.3f} · ℓ0 {r.l0} px · {r.seconds:.1f} s")
+            chrome.image_panel(run.result.adversarial[0], f"adversarial · model: {names[after[0]]} ({after[1]:.0%})")
             st.markdown("**δ**", help="Signed perturbation on the [0, 1] intensity scale.")
-            ui.plot(ui.delta_figure(run.delta[0], knobs["channel"], height=240, limit=scales["delta"]),
-                    f"{PAGE}.delta.{k}")
+            chrome.plot(figures.delta_figure(run, knobs["channel"], height=240, limit=scales["delta"]),
+                        f"{PAGE}.delta.{k}")
             st.markdown("**Groups**", help="‖δ_G‖₂ per group, untouched groups clear.")
-            ui.plot(ui.groups_figure(run, cmap, opacity, height=240, zmax=scales["groups"]), f"{PAGE}.groups.{k}")
-            touched, total = ui.groups_touched(run)
-            st.caption(f"{touched} of {total} groups touched")
+            chrome.plot(figures.groups_figure(run, cmap, opacity, height=240, zmax=scales["groups"]),
+                        f"{PAGE}.groups.{k}")
+            st.caption(f"{r.groups_nonzero} of {r.groups_total} groups touched")
             st.markdown("**δ and B_ASM**", help="|δ| over the image, with the outline (cyan) of B_ASM: the pixels "
                                                 "whose adversarial saliency is above its ν-th percentile. IS-ASM is "
                                                 "the share of ‖δ‖₂ inside the outline.")
-            ui.plot(ui.delta_vs_asm_figure(run, nu, cmap, opacity, height=240, zmax=scales["magnitude"]),
-                    f"{PAGE}.asm.{k}",
-                    run.analysis_error or "Not computed.")
-            is_asm, _ = ui.is_at(run, nu)
-            st.caption(f"IS-ASM at ν = {nu:g}: {ui.fmt_value(is_asm)}")
+            chrome.plot(figures.delta_vs_asm_figure(run, nu, cmap, opacity, height=240, zmax=scales["magnitude"]),
+                        f"{PAGE}.asm.{k}", run.analysis_error or "Not computed.")
+            st.caption(f"IS-ASM at ν = {nu:g}: {chrome.fmt_value(analysis.is_at(run, nu)[0])}")
 
-    ui.section("Metrics", "Distortions on the [0, 1] intensity scale; ℓ0 counts pixels; IS at the ν above.")
-    st.dataframe(_table(done, nu), hide_index=True, width="stretch", column_config={
-        "ℓ1": st.column_config.NumberColumn(format="%.3f", help="Σ|δ|"),
-        "ℓ2": st.column_config.NumberColumn(format="%.3f", help="‖δ‖₂"),
-        "ℓ∞": st.column_config.NumberColumn(format="%.3f", help="max |δ|"),
-        "IS-ASM": st.column_config.NumberColumn(format="%.3f", help="‖B_ASM∘δ‖₂ / ‖δ‖₂ at ν"),
-        "IS-CAM": st.column_config.NumberColumn(format="%.3f", help="share of ‖δ‖₂ inside the top CAM region of x₀"),
-        "Time (s)": st.column_config.NumberColumn(format="%.2f"),
-    })
+    chrome.section("Metrics", "Distortions on the [0, 1] intensity scale; ℓ0 counts pixels; IS at the ν above.")
+    panels.compare_table(done, nu)
     curves = {run.title: {nu_: float(v[0]) for nu_, v in run.scores["is_curve"].items()}
               for run in done if run.scores is not None}
     if curves:
-        fig = figures.is_curve_figure(curves, title="")
-        for trace in fig.data:
-            trace.line.color = COLOURS.get(trace.name)
-        fig.add_vline(x=nu, line=dict(color="#999", dash="dot"))
-        fig.update_layout(height=340, legend=dict(orientation="h", y=-0.25), margin=dict(l=8, r=8, t=8, b=8))
+        from interpret.plots import is_curve_figure
+
+        colours = {run.title: column_colour(k) for k, run in enumerate(done)}
         st.markdown("**Interpretability score vs ν**", help="IS = ‖B∘δ‖₂ / ‖δ‖₂ with B the pixels whose ASM is "
                                                            "above its ν-th percentile (StrAttack Fig. 3a). Higher: "
                                                            "the perturbation sits where the ASM says it matters.")
-        ui.plot(fig, f"{PAGE}.is")
+        chrome.plot(is_curve_figure(curves, title="", colours=colours, marker=nu, height=340, legend_below=True),
+                    f"{PAGE}.is")
 
 
-stored = ui.runs().get(PAGE)
-if stored:
-    for run in stored:
-        ui.ensure_scores(run, choice, quartet=False)
-    results(stored)
-elif choice.model is not None:
-    st.info("No comparison yet: choose an image and a target, then press **Run all four**.",
+stored = state.runs().get(PAGE)
+if stored is not None and stored.runs:
+    for run in stored.runs:
+        analysis.ensure_scores(run, choice, quartet=False)
+    results(stored.runs)
+elif usable:
+    st.info("No comparison yet: choose an image, the attacks and a target, then press **Run all**.",
             icon=":material/arrow_upward:")

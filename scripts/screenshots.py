@@ -18,8 +18,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -85,7 +85,8 @@ def click_button(page, name: str) -> None:
 
 def run_page(page, name: str) -> None:
     """Press the page's main button and wait for the result, so the screenshot shows a finished run."""
-    buttons = {"explore": "Run attack", "compare": "Run all four", "sweep": "Run sweep", "teach": "Run the three optimisers"}
+    buttons = {"explore": "Run attack", "compare": "Run all four", "sweep": "Run sweep",
+               "teach": "Run the three optimisers"}
     if name in buttons:
         click_button(page, buttons[name])
         wait_idle(page)

@@ -1,13 +1,16 @@
 """The Streamlit app, page by page, through Streamlit's AppTest (in-process, no browser).
 
-Every test drives the real app on the real MNIST model with small budgets seeded into session state (the forms read
-their starting values from there), so each attack takes a second or two on a CPU.
+Every test drives the real app on the real MNIST model. Budgets are tiny on purpose (one or two binary-search
+steps × 20–60 iterations, seeded into session state through ``ui.state.param_key``, where the forms read their
+values): each attack takes a second or two on a CPU, and tests share runs where they can (the ``explored`` fixture,
+one session for both new sweeps), so the suite stays cheap.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,25 +19,42 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from advlens import models, ui
+from advlens import models
+from attacks.registry import ATTACKS
+from ui import live, panels, resources
+from ui.state import (
+    COUNTER,
+    MODEL_KEY,
+    RUNS,
+    SHARED,
+    attack_key,
+    image_key,
+    param_key,
+    sweep_axis_key,
+    sweep_images_key,
+    sweep_key,
+    widget_key,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 240  # the default 3 s is far too short for attacks on a shared CPU
-
-SMALL = {
-    "keep.explore.mnist.binary_search_steps": 2, "keep.explore.mnist.steps": 60,
-    "keep.explore.mnist.initial_const": 10.0,
-    "keep.compare.mnist.binary_search_steps": 2, "keep.compare.mnist.steps": 40,
-    "keep.compare.mnist.initial_const": 10.0,
-    "keep.sweep.mnist.binary_search_steps": 1, "keep.sweep.mnist.steps": 30, "keep.sweep.mnist.images": 2,
-    "keep.sweep.mnist.initial_const": 10.0, "keep.sweep.mnist.values.beta": [1e-3, 1e-2],
-    "keep.teach.mnist.steps": 25,
-}
+BUDGET = {"binary_search_steps": 2, "steps": 60, "initial_const": 10.0}  # tiny, so each attack takes seconds
 
 
-def start(page: str | None = None) -> AppTest:
+def small_budgets() -> dict:
+    seeds = {param_key("explore", "mnist", "ead", k): v for k, v in BUDGET.items()}
+    seeds.update({param_key("compare", "mnist", SHARED, k): v for k, v in {**BUDGET, "steps": 40}.items()})
+    seeds.update({param_key("sweep", "mnist", "ead", k): v for k, v in {**BUDGET, "binary_search_steps": 1,
+                                                                        "steps": 30}.items()})
+    seeds.update({sweep_key("mnist", "ead", "beta", "from"): 1e-3, sweep_key("mnist", "ead", "beta", "to"): 1e-2,
+                  sweep_key("mnist", "ead", "beta", "count"): 2, sweep_images_key("mnist"): 2,
+                  param_key("teach", "mnist", "ead", "steps"): 25})
+    return seeds
+
+
+def start(page: str | None = None, **state) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in SMALL.items():
+    for key, value in {**small_budgets(), **state}.items():
         at.session_state[key] = value
     at.run()
     if page:
@@ -44,7 +64,7 @@ def start(page: str | None = None) -> AppTest:
 
 
 def runs(at: AppTest) -> int:
-    return at.session_state[ui.COUNTER] if ui.COUNTER in at.session_state else 0
+    return at.session_state[COUNTER] if COUNTER in at.session_state else 0
 
 
 def submit(at: AppTest) -> AppTest:
@@ -60,6 +80,11 @@ def metric(at: AppTest, label: str) -> str:
 def table_value(at: AppTest, name: str) -> str:
     frame = at.dataframe[0].value
     return str(frame.loc[frame["Metric"] == name].iloc[0]["Value"])
+
+
+def widget_keys(at: AppTest) -> set[str]:
+    kinds = ("number_input", "select_slider", "radio", "checkbox", "text_input", "slider", "selectbox")
+    return {w.key for kind in kinds for w in at.get(kind) if w.key}
 
 
 @pytest.fixture(scope="module")
@@ -83,52 +108,95 @@ def test_explore_runs_ead_end_to_end_and_renders_everything(explored):
     captions = [c for img in at.image for c in img.captions]
     assert any(c.startswith("model: 0") for c in captions) and any(c.startswith("model: ") and "0 (" not in c
                                                                    for c in captions)
-    charts = at.get("plotly_chart")
-    assert len(charts) >= 6  # δ, groups, ASM, CAM quartet, top-5, loss
+    assert len(at.get("plotly_chart")) >= 6  # δ, groups, ASM, CAM quartet, top-5, loss
     assert [d.label for d in at.get("download_button")] == ["Adversarial PNG", "δ as .npy", "Metrics JSON"]
-    run = at.session_state[ui.RUNS]["explore"]
+    run = at.session_state[RUNS]["explore"]
     assert run.scores is not None and set(run.scores["cams"]) == {"x0_t0", "x0_t", "adv_t0", "adv_t"}
+    assert run.report.target == run.report.top5_before[1][0]  # the default target: the model's runner-up
+
+
+def test_json_download_is_the_report_the_cli_writes(explored, mnist_model):
+    """The download is build_report(...).to_json() of the same result with its scores at ν: the CLI's result.json."""
+    from advlens.explain import summarise_scores
+    from advlens.report import build_report
+
+    run = explored.session_state[RUNS]["explore"]
+    expected = build_report(run.result, mnist_model, model_name="mnist-cnn", image="mnist:0", notes=[],
+                            explanation=summarise_scores(run.scores, 90, "gradcam"))
+    assert panels.report_json(run, 90) == expected.to_json()  # the same result, so even `seconds` agree
+    at_60 = json.loads(panels.report_json(run, 60))
+    assert at_60["explanation"]["is_nu"] == 60 and at_60["explanation"]["is_asm"] == at_60["explanation"][
+        "is_curve"]["60"]
+    assert at_60["params"]["steps"] == 60 and at_60["attack"] == "ead" and at_60["image"] == "mnist:0"
 
 
 def test_display_knobs_do_not_rerun_the_attack(explored):
     at = explored
-    before, run = runs(at), at.session_state[ui.RUNS]["explore"]
-    at.slider(key="keep.explore.nu").set_value(60).run()
-    at.slider(key="keep.explore.opacity").set_value(0.3).run()
-    at.selectbox(key="keep.explore.cmap").set_value("viridis").run()
+    before, run = runs(at), at.session_state[RUNS]["explore"]
+    at.slider(key=widget_key("explore", "nu")).set_value(60).run()
+    at.slider(key=widget_key("explore", "opacity")).set_value(0.3).run()
+    at.selectbox(key=widget_key("explore", "cmap")).set_value("viridis").run()
     assert not at.exception
     assert runs(at) == before
-    assert at.session_state[ui.RUNS]["explore"] is run  # the very same result object
+    assert at.session_state[RUNS]["explore"] is run  # the very same result object
     assert "ν = 60" in str(at.dataframe[0].value.loc[lambda f: f["Metric"] == "IS-ASM"].iloc[0]["Unit / meaning"])
 
 
 def test_changing_a_parameter_does_not_run_until_submitted(explored):
     at = explored
     before = runs(at)
-    at.select_slider(key="keep.explore.mnist.beta").set_value(0.01).run()
-    at.number_input(key="keep.explore.mnist.kappa").set_value(2.0).run()
+    at.select_slider(key=param_key("explore", "mnist", "ead", "beta")).set_value(0.01).run()
+    at.number_input(key=param_key("explore", "mnist", "ead", "kappa")).set_value(2.0).run()
     assert runs(at) == before
-    assert at.session_state[ui.RUNS]["explore"].summary["params"]["beta"] != 0.01
+    assert at.session_state[RUNS]["explore"].report.params["beta"] != 0.01
 
 
 def test_results_persist_across_pages(explored):
     at = explored
-    run = at.session_state[ui.RUNS]["explore"]
+    run = at.session_state[RUNS]["explore"]
     at.switch_page("pages/teach.py").run()
     at.switch_page("pages/explore.py").run()
     assert not at.exception
-    assert at.session_state[ui.RUNS]["explore"] is run
+    assert at.session_state[RUNS]["explore"] is run
     assert "Success" in at.success[0].value
+
+
+def test_every_registered_attack_has_a_widget_for_every_parameter():
+    """Iterates over the registry: an attack added there is checked here with no edit."""
+    at = start()
+    for name, entry in ATTACKS.items():
+        at.session_state[attack_key("explore")] = name
+        at.run()
+        assert not at.exception and not at.error, (name, [e.value for e in at.error])
+        missing = {p.name for p in entry.params} - {
+            k.rsplit(".", 1)[1] for k in widget_keys(at) if k.startswith(param_key("explore", "mnist", name, ""))}
+        assert not missing, f"{name}: no widget for {sorted(missing)}"
+    assert {"alpha", "refine_percentile", "refine_search_steps", "refine_steps"} <= {p.name for p in
+                                                                                     ATTACKS["strattack"].params}
+    assert runs(at) == 0
+
+
+def test_a_parameter_out_of_range_is_one_sentence_and_runs_nothing():
+    at = start(**{param_key("explore", "mnist", "ead", "kappa"): -1.0})
+    submit(at)
+    assert [e.value for e in at.error] == ["kappa must be a number from 0 to 1000; got -1.0."]
+    assert "explore" not in at.session_state[RUNS]
+    at.session_state[attack_key("explore")] = "strattack"
+    at.session_state[param_key("explore", "mnist", "strattack", "refine_steps")] = 10**9
+    at.run()
+    submit(at)
+    assert [e.value for e in at.error] == ["refine_steps must be an integer from 1 to 10000; got 1000000000."]
+    assert "explore" not in at.session_state[RUNS]
 
 
 def test_upload_of_a_non_image_file_shows_one_error_and_changes_nothing():
     at = start()
-    title = at.session_state["keep.image.mnist"]
+    title = at.session_state[image_key("mnist")]
     at.file_uploader[0].upload("notes.txt", b"this is not an image", "text/plain").run()
     assert not at.exception
     assert [e.value for e in at.error] == [
         "The uploaded file is not an image that can be read (use PNG, JPEG, WebP, GIF, BMP or TIFF)."]
-    assert at.session_state["keep.image.mnist"] == title
+    assert at.session_state[image_key("mnist")] == title
     assert any(m.value == "**digit 0 (#0)**" for m in at.markdown)  # the gallery image is still the one in use
 
 
@@ -146,13 +214,13 @@ def test_upload_of_a_large_colour_image_is_converted_with_notes():
 
 def test_grayscale_upload_into_the_rgb_model_is_converted_with_a_note():
     at = start()
-    at.session_state["keep.model"] = "efficientnet-lite0"  # (see the sidebar note in the weights test below)
+    at.session_state[MODEL_KEY] = "efficientnet-lite0"  # (see the sidebar note in the weights test below)
     at.run()
     assert not at.exception and not at.error
     gray = (np.random.default_rng(1).random((64, 64)) * 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(gray, mode="L").save(buffer, format="PNG")
-    at.session_state["keep.model"] = "efficientnet-lite0"
+    at.session_state[MODEL_KEY] = "efficientnet-lite0"
     at.file_uploader[0].upload("gray.png", buffer.getvalue(), "image/png").run()
     assert not at.exception and not at.error
     notes = " ".join(c.value for c in at.caption)
@@ -160,38 +228,30 @@ def test_grayscale_upload_into_the_rgb_model_is_converted_with_a_note():
     assert "No label: the model's prediction is taken as the true class t₀." in notes
 
 
-def test_parameter_out_of_range_shows_the_engines_sentence():
-    at = start()
-    at.number_input(key="keep.explore.mnist.kappa").set_value(-1.0)
-    submit(at)
-    assert [e.value for e in at.error] == ["kappa must be zero or positive; got -1.0."]
-    assert "explore" not in at.session_state[ui.RUNS]
-
-
 def test_a_model_without_weights_shows_its_sentence_and_the_rest_works(monkeypatch):
     def missing():
         raise models.ModelUnavailable("The resnet50 weights cannot be downloaded here: place them in the cache.")
 
     monkeypatch.setitem(models.REGISTRY, "resnet50", dataclasses.replace(models.REGISTRY["resnet50"], build=missing))
-    ui._load_model.clear()
+    resources.forget_models()
     at = start()
-    assert at.sidebar.selectbox(key="keep.model").value == "mnist-cnn"
+    assert at.sidebar.selectbox(key=MODEL_KEY).value == "mnist-cnn"
     # AppTest drops the sidebar's elements from its tree after the first run of an st.navigation app (the browser
     # test covers the real sidebar), so the choice goes in through session state, as the widget would put it.
-    at.session_state["keep.model"] = "resnet50"
+    at.session_state[MODEL_KEY] = "resnet50"
     at.run()
     assert not at.exception
     assert [e.value for e in at.error] == ["The resnet50 weights cannot be downloaded here: place them in the cache."]
-    at.session_state["keep.model"] = "resnet50"  # (again: see above)
+    at.session_state[MODEL_KEY] = "resnet50"  # (again: see above)
     at.switch_page("pages/sweep.py").run()
     assert [e.value for e in at.error] == ["The resnet50 weights cannot be downloaded here: place them in the cache."]
-    at.session_state["keep.model"] = "resnet50"
+    at.session_state[MODEL_KEY] = "resnet50"
     at.switch_page("pages/teach.py").run()
     assert not at.exception and len(at.latex) >= 2  # the parts that need no model still work
-    at.session_state["keep.model"] = "mnist-cnn"
+    at.session_state[MODEL_KEY] = "mnist-cnn"
     at.switch_page("pages/explore.py").run()
     assert not at.exception and not at.error
-    ui._load_model.clear()
+    resources.forget_models()
 
 
 # ------------------------------------------------------------------------------------------------ Compare
@@ -201,14 +261,16 @@ def test_compare_runs_four_attacks_and_renders_aligned_columns():
     submit(at)
     assert runs(at) == 4
     assert not at.error, [e.value for e in at.error]
-    done = at.session_state[ui.RUNS]["compare"]
-    assert [r.title for r in done] == ["C&W L2", "EAD · EN rule", "EAD · L1 rule", "StrAttack"]
+    done = at.session_state[RUNS]["compare"].runs
+    assert [r.title for r in done] == ["C&W L2", "EAD-FISTA · EN rule", "EAD-FISTA · L1 rule", "StrAttack"]
+    assert [r.report.params["decision_rule"] for r in done[1:3]] == ["en", "l1"]
+    assert {r.report.params["steps"] for r in done} == {40}  # the shared budget reached every attack
     table = at.dataframe[0].value
     assert list(table["Attack"]) == [r.title for r in done] and (table["ℓ1"] > 0).any()
     assert len(at.get("plotly_chart")) == 3 * 4 + 1  # δ, groups, δ∩B_ASM per attack + the IS-vs-ν curves
     before = runs(at)
-    at.slider(key="keep.compare.nu").set_value(50).run()
-    assert runs(at) == before and at.session_state[ui.RUNS]["compare"] is done
+    at.slider(key=widget_key("compare", "nu")).set_value(50).run()
+    assert runs(at) == before and at.session_state[RUNS]["compare"].runs is done
 
 
 def test_compare_upload_of_a_non_image_shows_the_error():
@@ -220,27 +282,57 @@ def test_compare_upload_of_a_non_image_shows_the_error():
 
 # ------------------------------------------------------------------------------------------------ Sweep
 
-def test_sweep_runs_both_rules_for_each_value():
+def test_sweep_beta_runs_both_rules_for_each_value():
     at = start("sweep")
     submit(at)
     assert runs(at) == 4  # 2 values × 2 rules
     assert not at.error, [e.value for e in at.error]
-    sweep = at.session_state[ui.RUNS]["sweep"]
-    assert [(r["value"], r["rule"]) for r in sweep["rows"]] == [(1e-3, "en"), (1e-3, "l1"), (1e-2, "en"),
-                                                                (1e-2, "l1")]
+    sweep = at.session_state[RUNS]["sweep"]
+    assert [(r.value, r.series) for r in sweep.rows] == [(1e-3, "en"), (1e-3, "l1"), (1e-2, "en"), (1e-2, "l1")]
     assert len(at.get("plotly_chart")) == 1
     strip = [img for img in at.image if len(img.value) == 2]
     assert len(strip) >= 3  # the originals and one row per value
-    at.segmented_control(key="keep.sweep.strip_rule").set_value("l1").run()
+    at.segmented_control(key=widget_key("sweep", "strip_series")).set_value("l1").run()
     assert runs(at) == 4 and not at.exception
 
 
-def test_sweep_without_values_says_so():
-    at = start("sweep")
-    at.multiselect(key="keep.sweep.mnist.values.beta").set_value([])
+def test_sweep_a_budget_parameter_and_strattacks_stride():
+    """Any numeric parameter: C&W's iterations (10 and 20), then StrAttack's stride (1 and 2), two digits each."""
+    at = start("sweep", **{attack_key("sweep"): "cw", sweep_axis_key("mnist", "cw"): "steps",
+                           sweep_key("mnist", "cw", "steps", "from"): 10, sweep_key("mnist", "cw", "steps", "to"): 20,
+                           sweep_key("mnist", "cw", "steps", "count"): 2,
+                           param_key("sweep", "mnist", "cw", "binary_search_steps"): 1,
+                           param_key("sweep", "mnist", "cw", "initial_const"): 10.0})
+    submit(at)
+    assert not at.error, [e.value for e in at.error]
+    sweep = at.session_state[RUNS]["sweep"]
+    assert sweep.param == "steps" and [r.value for r in sweep.rows] == [10, 20] and runs(at) == 2
+    assert [r.result.params["steps"] for r in sweep.rows] == [10, 20]
+    assert [r.result.original.shape[0] for r in sweep.rows] == [2, 2]
+
+    for key, value in {attack_key("sweep"): "strattack", sweep_axis_key("mnist", "strattack"): "stride",
+                       sweep_key("mnist", "strattack", "stride", "from"): 1,
+                       sweep_key("mnist", "strattack", "stride", "to"): 2,
+                       sweep_key("mnist", "strattack", "stride", "count"): 2,
+                       param_key("sweep", "mnist", "strattack", "group_size"): 2,
+                       param_key("sweep", "mnist", "strattack", "binary_search_steps"): 1,
+                       param_key("sweep", "mnist", "strattack", "steps"): 20}.items():
+        at.session_state[key] = value
+    at.run()
+    submit(at)
+    assert not at.error, [e.value for e in at.error]
+    sweep = at.session_state[RUNS]["sweep"]
+    assert sweep.attack == "strattack" and sweep.param == "stride" and runs(at) == 4
+    assert [(r.result.params["group_size"], r.result.params["stride"]) for r in sweep.rows] == [(2, 1), (2, 2)]
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_sweep_with_an_empty_range_says_so():
+    at = start("sweep", **{sweep_key("mnist", "ead", "beta", "from"): 0.1, sweep_key("mnist", "ead", "beta", "to"):
+                           0.01})
     submit(at)
     assert runs(at) == 0
-    assert [e.value for e in at.error] == ["Choose at least one value of β to sweep."]
+    assert [e.value for e in at.error] == ["β · ℓ1 weight: 'from' (0.1) must not be above 'to' (0.01)."]
 
 
 # ------------------------------------------------------------------------------------------------ Teach
@@ -252,25 +344,25 @@ def test_teach_worked_examples_toy_and_real_image():
     table = at.dataframe[0].value
     assert list(table["‖δ‖₁"].round(3)) == [0.4, 0.2] and list(table["‖δ‖₂²"].round(3)) == [0.04, 0.04]
     assert len(at.latex) >= 2
-    at.slider(key="keep.teach.lambda").set_value(0.1).run()
+    at.slider(key=widget_key("teach", "lambda")).set_value(0.1).run()
     assert "new pixel 0.500" in " ".join(m.value for m in at.markdown)  # inside the dead zone
-    at.slider(key="keep.teach.toy_beta").set_value(0.5).run()
+    at.slider(key=widget_key("teach", "toy_beta")).set_value(0.5).run()
     assert runs(at) == 0 and not at.exception  # the toy problem is not an attack on an image
     submit(at)
     assert runs(at) == 3
-    curves = at.session_state[ui.RUNS]["teach"]["curves"]
+    curves = at.session_state[RUNS]["teach"].curves
     assert set(curves) == {"ead-ista", "ead", "cov"} and all(len(c["objective"]) == 25 for c in curves.values())
 
 
 # ------------------------------------------------------------------------------------------------ Stop
 
 @pytest.mark.parametrize("control", ["StopException", "RerunException"])
-def test_a_click_during_an_attack_stops_it_keeps_the_best_and_reruns(control):
+def test_a_click_during_an_attack_stops_it_keeps_the_best_and_reruns(control, mnist_model):
     """A click while the script runs arrives at the callback's next st.* call: as a StopException with fast reruns
     (Streamlit's default: the new run starts at once in another thread), else as a RerunException."""
+    import streamlit as st
     from streamlit.runtime.scriptrunner_utils import exceptions
 
-    model = models.load_model("mnist-cnn")
     from advlens.images import load_image
 
     image = load_image("mnist:0", models.REGISTRY["mnist-cnn"])
@@ -282,19 +374,19 @@ def test_a_click_during_an_attack_stops_it_keeps_the_best_and_reruns(control):
             if calls["n"] == 3:
                 raise exceptions.StopException() if control == "StopException" else exceptions.RerunException(None)
 
-    live = ui.LiveRunner(ui.st.container(), key="test", frames=False, progress_every_s=0.0)
+    runner = live.LiveRunner(st.container(), key="test", frames=False, progress_every_s=0.0)
     store: dict = {}
     with pytest.raises(getattr(exceptions, control)):
-        with live:
-            live.bar = Bar()
-            out = live.run("ead", model, image.tensor, torch.tensor([0]), torch.tensor([9]),
-                           dict(binary_search_steps=1, steps=200, initial_const=10.0), title="EAD")
+        with runner:
+            runner.bar = Bar()
+            out = runner.run("ead", mnist_model, image.tensor, torch.tensor([0]), torch.tensor([9]),
+                             dict(binary_search_steps=1, steps=200, initial_const=10.0), title="EAD")
             assert out is not None
             result, trace = out
             assert result.stopped and trace.stopped_by_user
             assert result.iterations == 3 < 200
             store["run"] = result
-            assert not live.busy.is_set()  # the next run waits for this one (ui.await_previous_run)
-            assert live.run("ead", model, image.tensor, torch.tensor([0]), torch.tensor([9]),
-                            dict(steps=5), title="later") is None  # nothing else runs after a stop
-    assert live.busy.is_set() and store["run"].stopped
+            assert not runner.busy.is_set()  # the next run waits for this one (live.await_previous_run)
+            assert runner.run("ead", mnist_model, image.tensor, torch.tensor([0]), torch.tensor([9]),
+                              dict(steps=5), title="later") is None  # nothing else runs after a stop
+    assert runner.busy.is_set() and store["run"].stopped

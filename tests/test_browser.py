@@ -123,7 +123,10 @@ def test_explore_ead_on_a_digit(server, page):
     page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)
     wait_idle(page)
     choose(page, "Model", "Carlini–Wagner MNIST CNN")
-    choose(page, "Image", "digit 3 (#3)")
+    page.get_by_role("button", name="Browse").click()  # the gallery dialog: one thumbnail per class
+    page.get_by_role("dialog").get_by_role("button", name="digit 3").click()
+    wait_idle(page)
+    expect(page.get_by_role("dialog")).to_have_count(0)
     expect(page.get_by_text("True class 3")).to_be_visible(timeout=60_000)
     ead = page.get_by_role("radio", name="EAD-FISTA")
     ead.click()
@@ -146,7 +149,7 @@ def test_stop_keeps_the_best_result_so_far(server, page):
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)
     wait_idle(page)
-    for name, value in (("Binary-search steps", "1"), ("Iterations per step", "5000")):
+    for name, value in (("binary-search steps", "1"), ("iterations per step", "5000")):
         box = page.get_by_role("spinbutton", name=name)
         box.fill(value)
         box.press("Tab")
@@ -177,7 +180,7 @@ def test_compare_runs_all_four_attacks(server, page):
 
     page.get_by_role("heading", name="Metrics").wait_for(timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
-    for title in ("C&W L2", "EAD · EN rule", "EAD · L1 rule", "StrAttack"):
+    for title in ("C&W L2", "EAD-FISTA · EN rule", "EAD-FISTA · L1 rule", "StrAttack"):
         expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=60_000)
     expect(page.get_by_text(re.compile(r"^ℓ1 \d+\.\d+ · ℓ2"))).to_have_count(4, timeout=60_000)
     assert page.get_by_text(re.compile(r"Success → ")).count() >= 3

@@ -11,13 +11,18 @@ from PIL import Image
 from torch import nn
 
 from attacks import PixelModel, cw_l2
-from interpret import figures
+from interpret import plots, render
 from interpret.asm import adversarial_saliency_map
 from interpret.cam import cam_quartet, class_activation_maps, grad_cam, original_cam
 from interpret.groups import group_norms, groups_nonzero, groups_total
 from interpret.perturbation import amplified, group_cover, magnitude
-from interpret.scores import (IS_PERCENTILES, asm_interpretability, interpretability_curve, interpretability_score,
-                              percentile_mask)
+from interpret.scores import (
+    IS_PERCENTILES,
+    asm_interpretability,
+    interpretability_curve,
+    interpretability_score,
+    percentile_mask,
+)
 
 EFFICIENTNET_FEATURES = "_avg_pooling:input"  # ReLU6(_bn1(...)): what the GAP + linear head of EfficientNet pools
 
@@ -237,7 +242,7 @@ def test_explain_on_efficientnet_and_plotly_figures(efficientnet_spec, photo, tm
     model, spec = efficientnet_spec
     x, labels = photo
     result = cw_l2(model, x, labels, None, initial_const=1.0, binary_search_steps=1, steps=5)  # untargeted
-    from advlens.explain import PNG_NAMES, explain, explanation_figures, interpretability_scores
+    from advlens.explain import PNG_NAMES, explain, interpretability_scores, sample_views
 
     assert bool(result.success[0])
     report = explain(model, spec, result, tmp_path)
@@ -247,19 +252,28 @@ def test_explain_on_efficientnet_and_plotly_figures(efficientnet_spec, photo, tm
     delta = result.perturbation
     assert torch.allclose(scores["is_asm"], asm_interpretability(delta, scores["asm"], 90), equal_nan=True)
     assert report["is_asm"] == pytest.approx(float(scores["is_asm"][0]), abs=1e-6)
-    figs = explanation_figures(spec, result, scores, opacity=0.3, attack_name="C&W")
-    assert set(figs) == {"perturbation", "heatmap", "groups", "asm", "asm_delta", "cam_quartet", "is_curve"}
-    quartet = figs["cam_quartet"]
+    views = sample_views(result, scores)  # the maps the PNGs above and the app's figures both draw
+    assert (views["group_size"], views["group_stride"]) == (13, 13)
+    cams = {k: v[0] for k, v in scores["cams"].items()}
+    quartet = plots.cam_quartet_figure(x[0], result.adversarial[0], cams, label_name="a", target_name="b",
+                                       unit="Grad-CAM (a.u.)", cmap="viridis", opacity=0.3, height=420)
     assert len(quartet.data) == 8 and quartet.data[1].z.shape == (224, 224) and quartet.data[1].opacity == 0.3
-    assert quartet.layout.coloraxis.colorbar.title.text == "Grad-CAM (a.u.)"
-    overlay = figures.overlay_figure(x[0], scores["asm"][0].sum(0), unit="ASM", opacity=0.3, hide_zero=True)
+    assert quartet.layout.coloraxis.colorbar.title.text == "Grad-CAM (a.u.)" and quartet.layout.height == 420
+    assert quartet.layout.coloraxis.colorscale == tuple(tuple(c) for c in plots.plotly_colorscale("viridis"))
+    overlay = plots.overlay_figure(x[0], views["asm"], unit="ASM", opacity=0.3, hide_zero=True,
+                                   outline=scores["mask"][0].any(0), colorbar="below")
     assert overlay.data[1].opacity == 0.3 and overlay.data[1].colorbar.title.text == "ASM"
-    signed = figs["perturbation"]
-    assert len(signed.data) == 3 and signed.data[0].z.shape == (224, 224)
+    assert overlay.data[1].colorbar.orientation == "h" and overlay.data[2].type == "contour"  # B_ASM outline
+    signed = plots.perturbation_figure(delta[0], frame=True)
+    assert len(signed.data) == 3 and signed.data[0].z.shape == (224, 224) and len(signed.layout.shapes) == 3
+    green = plots.perturbation_figure(delta[0], channel="G", limit=0.5)
+    assert len(green.data) == 1 and green.layout.coloraxis.cmax == 0.5
+    assert np.allclose(green.data[0].z, delta[0, 1].double().numpy())
     touched, total = int(groups_nonzero(delta, 13, 13)[0]), groups_total(delta.shape, 13, 13)
-    grid = figs["groups"]
+    grid = plots.group_grid_figure(x[0], views["group_norms"], views["groups"], size=13, stride=13)
     assert grid.data[1].z.shape == (224, 224) and f"{touched} of {total} groups" in grid.layout.title.text
-    assert list(figs["is_curve"].data[0].x) == list(IS_PERCENTILES)
+    curve = plots.is_curve_figure({"C&W": {nu: float(v[0]) for nu, v in scores["is_curve"].items()}}, marker=60)
+    assert list(curve.data[0].x) == list(IS_PERCENTILES) and curve.layout.shapes[0].x0 == 60
 
 
 def test_plotly_figures_keep_mnist_pixels_crisp(mnist, digits):
@@ -267,10 +281,24 @@ def test_plotly_figures_keep_mnist_pixels_crisp(mnist, digits):
     x, labels = digits
     targets = (labels + 3) % 10
     maps = cam_quartet(model, x[:1], x[1:2], labels[:1], targets[:1], method="gradcam", layer=spec.cam_layer)
-    fig = figures.cam_quartet_figure(x[0], x[1], {k: v[0] for k, v in maps.items()}, label_name="0",
-                                     target_name="3", shared_scale=False)
+    fig = plots.cam_quartet_figure(x[0], x[1], {k: v[0] for k, v in maps.items()}, label_name="0",
+                                   target_name="3", shared_scale=False)
     image, heat = fig.data[0], fig.data[1]
     assert image.z.shape == (28, 28, 3) and image.zsmooth is False  # pixel data, not a smoothed PNG
     assert heat.zsmooth is False and heat.z.shape == (28, 28)
-    rgb = figures.overlay_rgb(x[0], maps["x0_t0"][0], alpha=0.5)
+    rgb = render.overlay_rgb(x[0], maps["x0_t0"][0], alpha=0.5)
     assert rgb.shape == (28, 28, 3) and rgb.dtype == np.uint8
+    assert render.crisp(x[0]).shape == (280, 280, 3)  # enlarged ×10 by pixel repetition
+    assert render.to_uint8(x[0]).shape == (28, 28) and render.to_uint8(x[:1]).dtype == np.uint8
+
+
+def test_one_to_uint8_and_save_png(tmp_path):
+    """render.to_uint8 takes an image tensor (C, H, W) or an array in image layout; save_png(image, path)."""
+    t = torch.tensor([[[0.0, 0.5, 1.0]]]).expand(3, 1, 3)
+    assert render.to_uint8(t).tolist() == [[[0, 0, 0], [128, 128, 128], [255, 255, 255]]]
+    assert render.to_uint8(np.array([[0.2, 1.2]])).tolist() == [[51, 255]]  # arrays keep their layout, clipped
+    with pytest.raises(ValueError):
+        render.to_uint8(torch.zeros(2, 3, 4, 4))
+    path = render.save_png(t, tmp_path / "x.png")
+    with Image.open(path) as png:
+        assert png.mode == "RGB" and np.asarray(png)[0, 1].tolist() == [128, 128, 128]
