@@ -8,7 +8,6 @@ their defaults and allowed values, and every value is checked by the schema befo
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -198,6 +197,7 @@ def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, t
     from advlens.report import build_report, jsonable
     from interpret.metrics import case_summary
     from interpret.perturbation import amplified
+    from interpret.render import png_bytes
 
     result = entry(model, x, labels, targets, **params)
     files: dict[str, bytes] = {"original.png": png_bytes(result.original[0])}
@@ -272,17 +272,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"advlens: error: {message}", file=sys.stderr)
         return 2
-
-
-def png_bytes(image: Any) -> bytes:
-    """A (C, H, W) tensor in [0, 1] as PNG bytes."""
-    from PIL import Image
-
-    from advlens.images import to_uint8
-
-    buffer = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def explain(model: torch.nn.Module, spec: object, result: AttackResult, out_dir:
     scores = interpretability_scores(model, spec, sample, nu=nu, cam_method=cam_method, quartet=out_dir is not None)
     report = summarise_scores(scores, nu, cam_method)
     if out_dir is not None:
-        report["explain_files"] = [p.name for p in write_pngs(Path(out_dir), spec, sample, scores, cam_method, alpha)]
+        report["explain_files"] = [p.name for p in write_pngs(Path(out_dir), sample, scores, cam_method, alpha)]
     return report
 
 
@@ -118,7 +118,7 @@ def sample_views(sample: AttackResult, scores: Optional[dict] = None) -> dict:
     return views
 
 
-def write_pngs(out_dir: Path, spec: object, sample: AttackResult, scores: dict, cam_method: str,
+def write_pngs(out_dir: Path, sample: AttackResult, scores: dict, cam_method: str,
                alpha: float = 0.5) -> list[Path]:
     """The eight PNGs of ``explain`` for the first sample of ``sample`` (``spec`` is not needed: the group layout
     comes from the result)."""

@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from advlens.models import DATA_DIR, ModelSpec, _class_names
+from interpret.render import save_png, to_uint8  # noqa: F401 (the image helpers live with the other renderers)
 
 IMAGENET_DIR = DATA_DIR / "imagenet"
 PHOTOS_DIR = DATA_DIR / "photos"
@@ -305,20 +306,3 @@ def load_image(source: Source, spec: ModelSpec, max_pixels: int = DEFAULT_MAX_PI
     except Exception as err:
         raise ImageError(f"The image {_shown(ref)} (mode {img.mode}) could not be converted for {spec.name}.") from err
     return LoadedImage(tensor, label, ref, notes)
-
-
-def to_uint8(tensor: torch.Tensor) -> np.ndarray:
-    """A (C, H, W) or (1, C, H, W) tensor in [0, 1] as uint8 HWC, or HW for one channel."""
-    t = tensor.detach().cpu()
-    if t.dim() == 4 and t.shape[0] == 1:
-        t = t[0]
-    if t.dim() != 3 or t.shape[0] not in (1, 3):
-        raise ValueError(f"expected a (C, H, W) or (1, C, H, W) image tensor with 1 or 3 channels, got {tuple(tensor.shape)}")
-    arr = t.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return arr[:, :, 0] if arr.shape[2] == 1 else arr
-
-
-def save_png(tensor: torch.Tensor, path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    Image.fromarray(to_uint8(tensor)).save(path, format="PNG")
-    return path

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import numpy as np
 import torch
@@ -229,11 +229,19 @@ def default_method(gap_linear_head: Optional[tuple[str, str]]) -> str:
     return "cam" if gap_linear_head is not None else "gradcam"
 
 
-def registry_options(spec: object, method: str) -> dict[str, Optional[str]]:
-    """``layer``/``linear`` keyword arguments for a ``ModelSpec``: the head's features for CAM, else ``cam_layer``."""
-    head = getattr(spec, "gap_linear_head", None)
+class CamLayers(Protocol):
+    """What CAMs need to know of a model (advlens's ModelSpec has it; interpret does not import the registry)."""
+
+    title: str
+    cam_layer: str
+    gap_linear_head: Optional[tuple[str, str]]
+
+
+def registry_options(spec: CamLayers, method: str) -> dict[str, Optional[str]]:
+    """``layer``/``linear`` keyword arguments for a model: the head's features for CAM, else ``cam_layer``."""
+    head = spec.gap_linear_head
     if method == "cam":
         if head is None:
-            raise ValueError(f"{getattr(spec, 'title', spec)} has no GAP + linear head: use Grad-CAM instead.")
+            raise ValueError(f"{spec.title} has no GAP + linear head: use Grad-CAM instead.")
         return {"layer": head[0], "linear": head[1]}
     return {"layer": spec.cam_layer, "linear": None}

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from attacks.groups import default_grouping, make_grouping
-from attacks.groups import flat_group_norms
+from attacks.groups import default_grouping, flat_group_norms, make_grouping
 
 __all__ = ["default_grouping", "fraction_touched", "group_norms", "groups_nonzero", "groups_total"]
 

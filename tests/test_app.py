@@ -130,6 +130,28 @@ def test_json_download_is_the_report_the_cli_writes(explored, mnist_model):
     assert at_60["params"]["steps"] == 60 and at_60["attack"] == "ead" and at_60["image"] == "mnist:0"
 
 
+def test_cli_result_json_and_the_app_download_of_the_same_run_are_byte_identical(explored, tmp_path):
+    """The same attack run once in the app and once by `advlens attack --explain` (in this process, so both use the
+    torch thread count the app set): the two files differ in the timing alone."""
+    from advlens import cli
+
+    run = explored.session_state[RUNS]["explore"]
+    entry = ATTACKS[run.attack]
+    argv = ["attack", "--attack", run.attack, "--image", run.report.image, "--target", str(run.report.target),
+            "--device", "cpu", "--explain", "--out", str(tmp_path / "cli")]
+    for p in entry.params:
+        value = run.report.params[p.name]
+        if p.type is bool and not p.choices:
+            argv.append(p.flag if value else "--no-" + p.flag[2:])
+        elif value is not None:
+            argv += [p.flag, repr(value) if isinstance(value, float) else str(value)]
+    assert cli.main(argv) == 0
+    from_cli = json.loads((tmp_path / "cli" / "result.json").read_text())
+    from_app = json.loads(panels.report_json(run, 90))
+    assert from_cli.pop("seconds") > 0 and from_app.pop("seconds") > 0
+    assert json.dumps(from_cli, indent=2) == json.dumps(from_app, indent=2)
+
+
 def test_display_knobs_do_not_rerun_the_attack(explored):
     at = explored
     before, run = runs(at), at.session_state[RUNS]["explore"]
