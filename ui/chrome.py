@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import streamlit as st
 
+from ui.errors import first_line, show_error  # noqa: F401 (part of chrome's face for the pages)
 from ui.state import MODEL_KEY, attack_runs, keep
 
 if TYPE_CHECKING:
@@ -37,16 +38,6 @@ def section(title: str, caption: str = "") -> None:
     st.subheader(title, anchor=False, divider="gray")
     if caption:
         st.caption(caption)
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def show_error(err: BaseException | str) -> None:
-    """One clear sentence in the page; the traceback (if any) goes to the server log only."""
-    st.error(err if isinstance(err, str) else first_line(err), icon=":material/error:")
 
 
 def plot(fig: Optional[go.Figure], key: str, missing: str = "Not available for this result.") -> None:

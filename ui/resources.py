@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import streamlit as st
 
-from ui.chrome import first_line, show_error
+from ui.errors import first_line, show_error
 from ui.state import MODEL_KEY
 
 if TYPE_CHECKING:
