@@ -200,6 +200,7 @@ def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, t
     from interpret.render import png_bytes
 
     result = entry(model, x, labels, targets, **params)
+    metric = entry.ranking_metric(result.params)
     files: dict[str, bytes] = {"original.png": png_bytes(result.original[0])}
     reports = []
     for i in range(result.success.shape[0]):
@@ -220,9 +221,9 @@ def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, t
     if every:
         generator = torch.Generator().manual_seed(args.seed)
         pick = torch.randint(0, spec.num_classes - 1, (1,), generator=generator)  # the average case's random target
-        cases = case_summary(result.perturbation.cpu(), result.success.cpu(), spec.num_classes - 1, by=entry.metric,
+        cases = case_summary(result.perturbation.cpu(), result.success.cpu(), spec.num_classes - 1, by=metric,
                              average_pick=pick)
-        files["cases.json"] = (json.dumps(jsonable({"by": entry.metric, "average_target": reports[int(pick)].target,
+        files["cases.json"] = (json.dumps(jsonable({"by": metric, "average_target": reports[int(pick)].target,
                                                     "cases": cases}), indent=2) + "\n").encode()
     out.write(files)
     names = spec.class_names
@@ -231,8 +232,8 @@ def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, t
         print(f"{status}: {names[r.pred_before]} → {names[r.pred_after]}  ℓ0 {r.l0}  ℓ1 {r.l1:.3f}  ℓ2 {r.l2:.3f}  "
               f"ℓ∞ {r.linf:.3f}  {r.iterations} it  {r.seconds:.1f} s on {r.device}")
     if every:
-        print("cases (" + entry.metric + "): " + "  ".join(
-            f"{case} ASR {v['asr']:.0f}% {entry.metric} {v[entry.metric]:.3f}" for case, v in cases.items()))
+        print("cases (" + metric + "): " + "  ".join(
+            f"{case} ASR {v['asr']:.0f}% {metric} {v[metric]:.3f}" for case, v in cases.items()))
     print(f"→ {args.out}")
 
 

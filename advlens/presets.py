@@ -25,7 +25,9 @@ def starting_params(attack: str, dataset: str, device_type: str) -> dict[str, An
     """Every parameter of ``attack`` with the value a form starts from on this dataset and device."""
     entry = get_attack(attack)
     values = entry.defaults()
-    values.update({k: v for k, v in budget(dataset, device_type).items() if k in values})
+    # Presets only ever shorten: an attack whose own budget is smaller (I-FGM's 10 steps, PGD's 40) keeps it.
+    values.update({k: min(v, values[k]) if isinstance(values[k], int) else v
+                   for k, v in budget(dataset, device_type).items() if k in values})
     if device_type == "cpu":
         if any(p is ADAM_RATE for p in entry.params):
             values["learning_rate"] = 0.05  # Adam needs a larger step to converge within the reduced budget

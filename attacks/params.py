@@ -74,7 +74,7 @@ class Param:
                 number = math.inf
             if math.isfinite(number) and self._in_range(number) and (self.type is float or number.is_integer()):
                 return int(number) if self.type is int else number
-        elif isinstance(value, self.type):
+        elif self.type not in (int, float) and isinstance(value, self.type):
             return value
         raise ValueError(f"{self.name} must be {self.allowed()}; got {value!r}.")
 

@@ -19,8 +19,11 @@ from attacks.base import AttackResult, Callback
 from attacks.contract import schema
 from attacks.cw import cov, cw_l2
 from attacks.ead import ead
+from attacks.gradient import fgm, ifgm, pgd
 from attacks.params import Param, check_params
 from attacks.strattack import strattack
+
+_NORM_METRIC = {"1": "l1", "2": "l2", "inf": "linf"}
 
 Family = Literal["white-box optimisation", "gradient baseline", "black-box", "closed form"]
 
@@ -51,6 +54,10 @@ class AttackEntry:
         raise ValueError(f"{self.title} has no parameter {name!r}; its parameters are "
                          f"{', '.join(p.name for p in self.params)}.")
 
+    def ranking_metric(self, params: dict[str, Any]) -> str:
+        """The distortion a run's tables rank by: the run's own ``norm`` where the attack has one, else ``metric``."""
+        return _NORM_METRIC.get(str(params.get("norm")), self.metric)
+
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
 
@@ -75,6 +82,9 @@ class AttackEntry:
 
 _EAD = "Chen et al., EAD: Elastic-Net Attacks to Deep Neural Networks (AAAI 2018)"
 _CW = "Carlini & Wagner, Towards Evaluating the Robustness of Neural Networks (S&P 2017)"
+_FGM = "Goodfellow, Shlens & Szegedy, Explaining and Harnessing Adversarial Examples (ICLR 2015); as in EAD's Table 2"
+_IFGM = "Kurakin, Goodfellow & Bengio, Adversarial Machine Learning at Scale (ICLR 2017); as in EAD's Table 2"
+_PGD = "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks (ICLR 2018)"
 
 ATTACKS: dict[str, AttackEntry] = {e.name: e for e in (
     AttackEntry("cw", "C&W L2", cw_l2, "white-box optimisation", "ℓ2", "l2", _CW,
@@ -91,6 +101,13 @@ ATTACKS: dict[str, AttackEntry] = {e.name: e for e in (
                 "group sparsity Σ‖δ_G‖₂ + ‖δ‖₂² under ‖δ‖∞ ≤ ε", "l2",
                 "Xu et al., Structured Adversarial Attack (ICLR 2019)",
                 "min c·f + γ‖δ‖₂² + τ Σ_G ‖δ_G‖₂ with ‖δ‖∞ ≤ ε by ADMM: perturbs few groups of pixels."),
+    # The metric is the default norm's (ℓ∞); ranking_metric reads a run's own norm from its params.
+    AttackEntry("fgm", "FGM", fgm, "gradient baseline", "‖δ‖_p = ε, one step", "linf", _FGM,
+                "One step of ε along sign(g), g/‖g‖₂ or the dense g/‖g‖₁; no ε: the least that succeeds, per image."),
+    AttackEntry("ifgm", "I-FGM", ifgm, "gradient baseline", "‖δ‖_p ≤ ε", "linf", _IFGM,
+                "Ten FGM steps of ε/10 kept in the ε-ball and the box; no ε: the smallest that succeeds, per image."),
+    AttackEntry("pgd", "PGD (Madry)", pgd, "gradient baseline", "‖δ‖_p ≤ ε", "linf", _PGD,
+                "Projected gradient steps from a random start in the ε-ball (40 steps of ε/30 at ε = 0.3 on MNIST)."),
 )}
 
 

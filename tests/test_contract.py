@@ -29,7 +29,7 @@ def budget(entry: AttackEntry, **changes) -> dict:
             params[name] = min(params[name], cap)
     if "kappa" in params:
         params["kappa"] = 1.0  # so that "success" has to mean a margin of κ, not just a flipped prediction
-    params.update(changes)
+    params.update({k: v for k, v in changes.items() if k in params})  # an attack without a budget knob has none
     return params
 
 
