@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from attacks.registry import ATTACKS
+
 REQUIRED = {"success", "target", "pred_before", "pred_after", "l0", "l1", "l2", "linf", "c", "iterations",
             "seconds", "device"}
 
@@ -90,7 +92,6 @@ def test_attacks_json_lists_every_registered_attack_with_its_function_parameters
     assert out.returncode == 0, out.stderr
     listed = {a["name"]: a for a in json.loads(out.stdout)}
     assert {"cw", "ead", "ead-ista", "cov", "strattack"} <= set(listed)
-    from attacks.registry import ATTACKS
 
     for name, entry in ATTACKS.items():
         fn = entry.fn.func if hasattr(entry.fn, "func") else entry.fn
@@ -104,10 +105,9 @@ def test_attacks_json_lists_every_registered_attack_with_its_function_parameters
                 assert p["low"] is not None and p["high"] is not None
 
 
-@pytest.mark.parametrize("name", ["cw", "ead", "ead-ista", "cov", "strattack"])
+@pytest.mark.parametrize("name", list(ATTACKS))
 def test_every_parameter_is_settable_from_the_cli(name):
     from advlens.cli import attack_params, build_parser
-    from attacks.registry import ATTACKS
 
     entry = ATTACKS[name]
     argv, expected = ["attack", "--attack", name, "--image", "mnist:0", "--out", "unused"], {}
