@@ -40,13 +40,12 @@ def add_param_flags(parser: argparse.ArgumentParser, entry: AttackEntry) -> None
     """One flag per parameter of ``entry`` (plus its old spellings); values stay text until the schema parses them."""
     group = parser.add_argument_group(f"{entry.title} parameters ({entry.name})")
     for p in entry.params:
-        flags = [p.flag] + ["--" + a.replace("_", "-") for a in p.aliases]
         if p.type is bool and not p.choices:
-            group.add_argument(*flags, dest=p.name, action=argparse.BooleanOptionalAction, default=None,
+            group.add_argument(*p.flags, dest=p.name, action=argparse.BooleanOptionalAction, default=None,
                                help=_help(p))
         else:
             metavar = "{" + ",".join(map(str, p.choices)) + "}" if p.choices else p.type.__name__.upper()
-            group.add_argument(*flags, dest=p.name, default=None, metavar=metavar, help=_help(p))
+            group.add_argument(*p.flags, dest=p.name, default=None, metavar=metavar, help=_help(p))
 
 
 def build_parser(attack: str = DEFAULT_ATTACK) -> argparse.ArgumentParser:
@@ -106,7 +105,7 @@ def _foreign_flag(argv: Sequence[str], entry: AttackEntry) -> Optional[str]:
             continue
         for other in ATTACKS.values():
             for p in other.params:
-                spellings = {p.flag, "--no-" + p.flag[2:]} | {"--" + a.replace("_", "-") for a in p.aliases}
+                spellings = {*p.flags, "--no-" + p.flag[2:]}
                 if name in spellings and p.name not in mine:
                     return f"{entry.title} does not take {name} (see: advlens attack --attack {entry.name} --help)"
     return None

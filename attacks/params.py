@@ -44,6 +44,11 @@ class Param:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Every CLI spelling: the flag, then the old aliases."""
+        return (self.flag, *("--" + a.replace("_", "-") for a in self.aliases))
+
     def allowed(self) -> str:
         """The allowed values, in words: 'a number from 0 to 1000', 'one of en, l1', 'True or False'."""
         if self.choices:
