@@ -73,6 +73,30 @@ def build_parser(attack: str = DEFAULT_ATTACK) -> argparse.ArgumentParser:
     a.add_argument("--explain", action="store_true", help="also write heat map, group grid, ASM and CAM images")
     a.add_argument("--out", required=True, type=Path, help="directory for the PNGs and result.json")
     add_param_flags(a, get_attack(attack))
+
+    e = sub.add_parser("evaluate", allow_abbrev=False, help="the papers' protocol over many images, into a database",
+                       description="Attack many images × targets with one or more attacks and store one row per case "
+                                   "in DIR/results.db. Running the same command again resumes.")
+    e.add_argument("--model", default="mnist-cnn", help=f"one of {', '.join(REGISTRY)}")
+    e.add_argument("--attacks", default=None, help="attacks with their defaults, comma-separated: cw,ead")
+    e.add_argument("--attack", dest="attack_specs", action="append", default=[], metavar="NAME:K=V,...",
+                   help="one attack with parameters, e.g. 'ead:beta=0.01,decision_rule=l1' (repeatable)")
+    e.add_argument("--images", required=True, help="mnist:0-99, gallery refs, image files or a folder, comma-separated")
+    e.add_argument("--targets", default="all", help="all (best/average/worst cases), random, next, least-likely or "
+                                                    "untargeted [default all]")
+    e.add_argument("--sweep", default=None, metavar="PARAM=V1,V2,...", help="one row set per value, e.g. kappa=0,10")
+    e.add_argument("--seed", type=int, default=0, help="fixes the random targets and random starts")
+    e.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    e.add_argument("--chunk", type=int, default=None, help="cases per batch (default: what the device holds)")
+    e.add_argument("--backend", default="in-process", help="in-process (default) or ray")
+    e.add_argument("--address", default=None, help="a Ray cluster's address (default: RAY_ADDRESS, else a local one)")
+    e.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else per CPU)")
+    e.add_argument("--out", required=True, type=Path, help="the results folder (holds results.db)")
+
+    r = sub.add_parser("report", help="the papers' tables from an evaluation's results folder")
+    r.add_argument("dir", type=Path, help="a folder written by advlens evaluate")
+    r.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    r.add_argument("--plots", action="store_true", help="also write plots.html and plots.png into the folder")
     return parser
 
 
@@ -236,7 +260,71 @@ def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, t
     print(f"→ {args.out}")
 
 
+def _cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from advlens.engine import parse_device
+    from advlens.evaluation import BACKENDS, evaluate
+    from advlens.evaluation.runner import Progress
+    from advlens.evaluation.spec import parse_attacks, parse_images, parse_sweep, parse_targets
+    from advlens.models import get_spec
+
+    get_spec(args.model)
+    specs = parse_sweep(args.sweep, parse_attacks(args.attacks, args.attack_specs))
+    images = parse_images(args.images)
+    targets = parse_targets(args.targets)
+    if args.backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}; got {args.backend!r}")
+    if args.chunk is not None and args.chunk < 1:
+        raise UsageError(f"--chunk must be at least 1; got {args.chunk}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1; got {args.workers}")
+    device = parse_device(args.device)
+    progress: list[Progress] = []
+
+    def planned(plan) -> None:
+        if plan.skipped:
+            print(f"skipped {len(plan.skipped)} image(s) the model already misclassifies: {', '.join(plan.skipped[:5])}"
+                  + (" …" if len(plan.skipped) > 5 else ""), file=sys.stderr)
+        print(f"{plan.cases} cases ({len(specs)} attack setting(s)) in {len(plan.chunks)} chunks on {device}",
+              file=sys.stderr)
+
+    def rows(done: int, total: int) -> None:
+        if not progress:
+            progress.append(Progress(total))
+        progress[0].update(done - progress[0].done)
+
+    try:
+        outcome = evaluate(args.model, specs, images, targets, args.out, seed=args.seed, device=device, chunk=args.chunk,
+                           backend=args.backend, address=args.address, workers=args.workers,
+                           command=["advlens", *argv], on_rows=rows, on_plan=planned)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished chunk is stored; run the same command to resume.", file=sys.stderr)
+        return 130
+    finally:
+        if progress:
+            progress[0].close()
+    print(f"{outcome.added} new rows ({outcome.stored_before} already stored) in {outcome.seconds:.1f} s → "
+          f"{args.out / 'results.db'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from advlens.evaluation import tables
+    from advlens.evaluation.store import ResultStore
+
+    with ResultStore(args.dir, create=False) as store:
+        table = tables.case_table(store)
+    writer = {"md": tables.to_markdown, "csv": tables.to_csv, "json": tables.to_json}[args.format]
+    sys.stdout.write(writer(table))
+    if args.plots:
+        from interpret.evaluation_plots import write_plots
+
+        for path in write_plots(table, args.dir):
+            print(f"→ {path}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from advlens.evaluation.store import StoreError
     from advlens.images import ImageError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -261,6 +349,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             code = _cmd_images(args.dataset)
         elif args.command == "attacks":
             code = _cmd_attacks(args.json)
+        elif args.command == "evaluate":
+            code = _cmd_evaluate(args, argv)
+        elif args.command == "report":
+            code = _cmd_report(args)
         else:
             code = _cmd_attack(args, attack_params(args, get_attack(args.attack)))
         sys.stdout.flush()  # inside the try: a reader that has gone away is met here, not at exit
@@ -268,7 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `advlens images | head`: the reader is gone, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UsageError, ValueError, ModelUnavailable, ImageError) as err:
+    except (UsageError, ValueError, ModelUnavailable, ImageError, StoreError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"advlens: error: {message}", file=sys.stderr)
         return 2

@@ -51,10 +51,16 @@ def case_summary(delta: Tensor, success: Tensor, per_image: int, by: str = "l2",
     distorted target (a failure if any target fails). Average case: the target ``average_pick[i]`` (row offset
     within image i), a random incorrect class; by default the first.
     """
+    return cases_from_distortions(distortion(delta), success, per_image, by, average_pick)
+
+
+def cases_from_distortions(distortions: dict[str, Tensor], success: Tensor, per_image: int, by: str = "l2",
+                           average_pick: Optional[Tensor] = None) -> dict[str, dict[str, float]]:
+    """:func:`case_summary` from per-row distortions already computed (the evaluation store keeps them)."""
     if by not in METRICS:
         raise ValueError(f"by must be one of {METRICS}; got {by!r}.")
-    d = {k: v.float().view(-1, per_image) for k, v in distortion(delta).items()}
-    ok = success.view(-1, per_image)
+    d = {k: distortions[k].float().view(-1, per_image) for k in METRICS}
+    ok = success.bool().view(-1, per_image)
     key = d[by]
     images = torch.arange(ok.shape[0])
     best = torch.where(ok, key, torch.inf).argmin(1)

@@ -1,0 +1,95 @@
+"""Figures of an evaluation's table (``advlens.evaluation.tables.case_table`` rows): metrics against the swept
+value, and success rate against distortion. Plotly for the page and the HTML file; the PNG is drawn with
+matplotlib from the same series, since a plotly PNG would need a browser engine (kaleido) on the machine.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+
+from interpret.plots import sweep_figure
+
+PANELS = (("asr", "ASR %"), ("l1", "mean ℓ1"), ("l2", "mean ℓ2"), ("linf", "mean ℓ∞"))
+Table = Sequence[Mapping[str, Any]]
+
+
+def _name(row: Mapping[str, Any]) -> str:
+    return f"{row['attack']} · {row['case']}"
+
+
+def sweep_series(table: Table) -> tuple[str, list[str], dict[str, list[Mapping[str, Any] | None]]]:
+    """(swept parameter, its values as text, one metrics row per value for each attack · case)."""
+    swept = [r for r in table if r.get("sweep_param")]
+    if not swept:
+        return "", [], {}
+    param = str(swept[0]["sweep_param"])
+    rows = [r for r in swept if r["sweep_param"] == param]
+    labels = list(dict.fromkeys(str(r["sweep_value"]) for r in rows))
+    series: dict[str, list[Mapping[str, Any] | None]] = defaultdict(lambda: [None] * len(labels))
+    for r in rows:
+        series[_name(r)][labels.index(str(r["sweep_value"]))] = r
+    return param, labels, dict(series)
+
+
+def evaluation_sweep_figure(table: Table, height: int = 560) -> go.Figure | None:
+    """ASR and mean distortions against the swept parameter (κ or ε curves); None without a sweep."""
+    param, labels, series = sweep_series(table)
+    if not series:
+        return None
+    return sweep_figure(labels, series, PANELS, symbol=param, styles={}, height=height)
+
+
+def asr_distortion_figure(table: Table, height: int = 420) -> go.Figure:
+    """Success rate against each row's own ranking norm: one point per attack setting and case."""
+    fig = go.Figure()
+    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in table:
+        groups[_name(r)].append(r)
+    for name, rows in groups.items():
+        fig.add_trace(go.Scatter(
+            x=[r[r["by"]] for r in rows], y=[r["asr"] for r in rows], mode="markers", name=name, marker=dict(size=10),
+            text=[f"{r['by']}" + (f", {r['sweep_param']}={r['sweep_value']}" if r.get("sweep_param") else "")
+                  for r in rows],
+            hovertemplate="%{text} = %{x:.4g}<br>ASR %{y:.1f}%<extra>" + name + "</extra>"))
+    fig.update_layout(xaxis_title="mean distortion (each attack's own norm)", yaxis_title="ASR %", height=height,
+                      margin=dict(l=50, r=20, t=30, b=50), legend=dict(orientation="h", y=-0.25))
+    fig.update_yaxes(range=[0, 105])
+    return fig
+
+
+def write_plots(table: Table, directory: Path | str) -> list[Path]:
+    """plots.html (interactive) and plots.png into ``directory``; returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directory = Path(directory)
+    figures = [f for f in (evaluation_sweep_figure(table), asr_distortion_figure(table)) if f is not None]
+    html = directory / "plots.html"
+    html.write_text("".join(f.to_html(full_html=False, include_plotlyjs=(i == 0))
+                            for i, f in enumerate(figures)), encoding="utf-8")
+    param, labels, series = sweep_series(table)
+    panels = PANELS if series else (("asr", "ASR %"),)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
+    for ax, (metric, title) in zip(axes[0], panels):
+        if series:
+            for name, rows in series.items():
+                ax.plot(labels, [None if r is None else r[metric] for r in rows], marker="o", label=name)
+            ax.set_xlabel(param)
+        else:
+            for r in table:
+                ax.scatter(r[r["by"]] or 0.0, r["asr"], label=_name(r))
+            ax.set_xlabel("mean distortion (own norm)")
+        ax.set_title(title)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    png = directory / "plots.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return [html, png]
