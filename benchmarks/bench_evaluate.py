@@ -31,11 +31,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advlens.evaluation import evaluate  # noqa: E402
-from advlens.evaluation.plan import make_plan  # noqa: E402
-from advlens.evaluation.spec import AttackSpec  # noqa: E402
-from advlens.models import load_model  # noqa: E402
-from attacks.registry import get_attack  # noqa: E402
+from advlens.evaluation import evaluate
+from advlens.evaluation.plan import make_plan
+from advlens.evaluation.spec import AttackSpec
+from advlens.models import load_model
+from attacks.registry import get_attack
 
 
 def main() -> None:
@@ -91,8 +91,9 @@ def main() -> None:
 
     budget = "paper budget (9 × 1000, early abort)" if args.budget == "paper" else f"{args.budget} budget"
     print(f"### `advlens evaluate` throughput: {args.attack}, {budget}, {args.digits} digits × 9 targets = {cases} cases\n")
+    command = " ".join(shlex.quote(a) for a in ["python", "-m", "benchmarks.bench_evaluate", *sys.argv[1:]])
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-          f"{time.strftime('%Y-%m-%d')}. Command: `{' '.join(shlex.quote(a) for a in ['python', '-m', 'benchmarks.bench_evaluate', *sys.argv[1:]])}`\n")
+          f"{time.strftime('%Y-%m-%d')}. Command: `{command}`\n")
     print("| how | seconds | cases/s | |")
     print("|---|---|---|---|")
     print(f"| `advlens evaluate` in-process (chunks of {len(plan.chunks[0])}) | {batched:.1f} | {cases / batched:.2f} | |")

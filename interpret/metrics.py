@@ -28,12 +28,12 @@ def distortion(delta: Tensor, tol: float = 0.0) -> dict[str, Tensor]:
 
 def success_rate(success: Tensor) -> float:
     """Attack success rate in percent."""
-    return 100.0 * success.float().mean().item() if success.numel() else 0.0
+    return 100.0 * success.double().mean().item() if success.numel() else 0.0
 
 
 def mean_over_success(values: Tensor, success: Tensor) -> float:
     """Distortions are averaged over successful examples only (the papers' convention); NaN if none."""
-    return values[success].float().mean().item() if bool(success.any()) else float("nan")
+    return values[success].double().mean().item() if bool(success.any()) else float("nan")
 
 
 def summarise(delta: Tensor, success: Tensor) -> dict[str, float]:
@@ -59,7 +59,7 @@ def cases_from_distortions(distortions: dict[str, Tensor], success: Tensor, per_
     """:func:`case_summary` from per-row distortions already computed (the evaluation store keeps them)."""
     if by not in METRICS:
         raise ValueError(f"by must be one of {METRICS}; got {by!r}.")
-    d = {k: distortions[k].float().view(-1, per_image) for k in METRICS}
+    d = {k: distortions[k].double().view(-1, per_image) for k in METRICS}
     ok = success.bool().view(-1, per_image)
     key = d[by]
     images = torch.arange(ok.shape[0])
