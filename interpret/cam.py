@@ -8,14 +8,18 @@ A layer path may end in ``:input`` to mean "the tensor entering that module" rat
 a network whose last activation module is shared or absent gets a clean post-activation hook point: for
 EfficientNet-Lite0 ``_avg_pooling:input`` is ReLU6(_bn1(_conv_head(x))), the features the GAP + linear head sees.
 
-Hooks are the model's shared state. Every function here attaches them inside a context manager (the pytorch-grad-cam
-objects as ``with`` blocks) and holds ``MODEL_LOCK`` while they are attached, so a cached model shared by reruns of
-a Streamlit script never keeps a hook, and two CAM computations never see each other's activations.
+Hooks are state on a module, and a cached model is shared by every thread that uses it (each Streamlit session
+runs attacks through it at any time). So hooks are never attached to the model a caller passes: every function
+here works on this thread's own copy of it (``hook_copy``), attaches hooks inside a context manager and removes
+them on exit. Another session's attack through the shared model can neither see a hook nor add activations to a
+CAM's capture.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -36,9 +40,22 @@ CAM_UNITS: dict[str, str] = {  # colour-bar labels: the original CAM is in logit
 }
 INPUT_SUFFIX = ":input"
 
-# Held while hooks are attached. Hold it too around any other pass through a model that is shared between threads
-# (e.g. an attack in another Streamlit session): a hook sees every forward pass, not only its own caller's.
-MODEL_LOCK = threading.RLock()
+_COPIES = threading.local()  # per thread: a weak map from a shared model to this thread's copy of it
+_SCORE_CAM_PATCH = threading.Lock()  # _silent_score_cam patches a module attribute of pytorch-grad-cam
+
+
+def hook_copy(model: nn.Module) -> nn.Module:
+    """This thread's private copy of ``model``, made on first use and kept while the model lives.
+
+    Weights are not trained while a model is served, so the copy stays equal to the original; it costs one
+    model's memory per thread that computes CAMs.
+    """
+    copies = getattr(_COPIES, "models", None)
+    if copies is None:
+        copies = _COPIES.models = weakref.WeakKeyDictionary()
+    if model not in copies:
+        copies[model] = copy.deepcopy(model)
+    return copies[model]
 
 
 def module_at(model: nn.Module, path: str) -> nn.Module:
@@ -72,7 +89,8 @@ def feature_point(model: nn.Module, layer: str) -> Iterator[nn.Module]:
 def features_and_logits(model: nn.Module, images: Tensor, layer: str) -> tuple[Tensor, Tensor]:
     """The feature map at ``layer`` (N, K, h, w) and the logits (N, classes), from one forward pass, no grad."""
     captured: list[Tensor] = []
-    with MODEL_LOCK, feature_point(model, layer) as point:
+    model = hook_copy(model)
+    with feature_point(model, layer) as point:
         handle = point.register_forward_hook(lambda _m, _args, out: captured.append(out.detach()))
         try:
             with torch.no_grad():
@@ -143,7 +161,8 @@ def grad_cam(model: nn.Module, images: Tensor, classes: Tensor, *, layer: str, m
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     x = images.detach().clone().requires_grad_(method != "scorecam")
     raw: list[np.ndarray] = []
-    with MODEL_LOCK, _silent_score_cam():
+    model = hook_copy(model)
+    with _silent_score_cam():
         try:
             with feature_point(model, layer) as point, cam_class(model=model, target_layers=[point]) as cam:
                 cam.raw = []
@@ -165,15 +184,16 @@ def grad_cam(model: nn.Module, images: Tensor, classes: Tensor, *, layer: str, m
 
 @contextmanager
 def _silent_score_cam() -> Iterator[None]:
-    """pytorch-grad-cam's Score-CAM draws a tqdm bar per image on stderr; the CLI and the app show their own."""
+    """pytorch-grad-cam's Score-CAM draws a tqdm bar per image on stderr; the CLI and the app show their own.
+
+    The bar is replaced once for the process (restoring it per call would race between threads).
+    """
     from pytorch_grad_cam import score_cam
 
-    original = score_cam.tqdm
-    score_cam.tqdm = SimpleNamespace(tqdm=lambda iterable, *args, **kwargs: iterable)
-    try:
-        yield
-    finally:
-        score_cam.tqdm = original
+    with _SCORE_CAM_PATCH:
+        if not isinstance(score_cam.tqdm, SimpleNamespace):
+            score_cam.tqdm = SimpleNamespace(tqdm=lambda iterable, *args, **kwargs: iterable)
+    yield
 
 
 def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:

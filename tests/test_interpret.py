@@ -302,3 +302,43 @@ def test_one_to_uint8_and_save_png(tmp_path):
     path = render.save_png(t, tmp_path / "x.png")
     with Image.open(path) as png:
         assert png.mode == "RGB" and np.asarray(png)[0, 1].tolist() == [128, 128, 128]
+
+
+def test_cams_while_other_threads_attack_through_the_same_model(mnist_model, mnist_digits):
+    """A classroom: sessions share one cached model; one computes CAMs while others run attacks through it.
+
+    CAM hooks live on a per-thread copy, so the attacks never pass through a hook and every CAM equals the one
+    computed alone (before, a hook on the shared model counted other sessions' passes: "Layer '8' ran 7 times").
+    """
+    import threading
+
+    from advlens.models import get_spec
+    from attacks import ead
+
+    x, labels, targets = mnist_digits
+    layer = get_spec("mnist-cnn").cam_layer
+    alone = {m: class_activation_maps(mnist_model, x[:4], labels[:4], method=m, layer=layer)
+             for m in ("gradcam", "gradcam++")}
+    stop, failures = threading.Event(), []
+
+    def attack_in_a_loop():
+        try:
+            while not stop.is_set():
+                ead(mnist_model, x[4:8], labels[4:8], targets[4:8], binary_search_steps=1, steps=20, abort_early=False)
+        except Exception as err:  # reported below
+            failures.append(err)
+
+    workers = [threading.Thread(target=attack_in_a_loop) for _ in range(2)]
+    for w in workers:
+        w.start()
+    try:
+        for _ in range(5):
+            for method, expected in alone.items():
+                got = class_activation_maps(mnist_model, x[:4], labels[:4], method=method, layer=layer)
+                assert torch.allclose(got, expected, atol=1e-5), method
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    assert not failures, failures
+    assert not any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in mnist_model.modules())
