@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.metadata
 import os
-import platform
 import shlex
 import sys
 import time
@@ -36,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from advlens.images import load_image
 from advlens.models import get_spec, load_model
 from attacks import cw_l2, ead
+from benchmarks.sections import BENCHMARKS_MD, environment_line, replace_section
 from interpret.metrics import distortion
 
 HEADING = "## Peer libraries"
-BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
 @dataclass(frozen=True)
@@ -242,19 +240,6 @@ Where a peer cannot be given the same setting, or does something else on its own
 """
 
 
-def environment_line() -> str:
-    versions = []
-    for dist in ("torch", "foolbox", "torchattacks", "adversarial-robustness-toolbox"):
-        try:
-            versions.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{dist} (not installed)")
-    omp = os.environ.get("OMP_NUM_THREADS", "unset")
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch threads "
-            f"{torch.get_num_threads()} (OMP_NUM_THREADS={omp}), Python {platform.python_version()}; "
-            + ", ".join(versions))
-
-
 def fmt(value: float, digits: int = 2) -> str:
     return "–" if value != value else f"{value:.{digits}f}"  # NaN: no success to average over
 
@@ -322,24 +307,6 @@ def build_section(rows: list[dict], *, command: str, settings: Settings, n: int,
     if skipped:
         lines += [f"Not run (not installed): {', '.join(skipped)}.", ""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def replace_section(text: str, section: str) -> str:
-    """``text`` with the "## Peer libraries" section replaced by ``section`` (or appended); the rest untouched."""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == HEADING), None)
-    if start is None:
-        prefix = text if text.strip() else "# Benchmarks\n"
-        return prefix.rstrip("\n") + "\n\n" + section
-    end, fenced = len(lines), False
-    for i in range(start + 1, len(lines)):
-        if lines[i].lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced and lines[i].startswith("## "):  # the next section of the same or a higher level
-            end = i
-            break
-    after = "".join(lines[end:])
-    return "".join(lines[:start]) + section + ("\n" + after if after else "")
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -416,7 +383,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     print(section)
     if args.write:
         old = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else ""
-        BENCHMARKS_MD.write_text(replace_section(old, section), encoding="utf-8")
+        BENCHMARKS_MD.write_text(replace_section(old, HEADING, section), encoding="utf-8")
         print(f"wrote the '{HEADING}' section of {BENCHMARKS_MD}", file=sys.stderr)
 
 
