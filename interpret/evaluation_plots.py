@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from interpret.plots import sweep_figure
 
@@ -44,21 +45,28 @@ def evaluation_sweep_figure(table: Table, height: int = 560) -> go.Figure | None
     return sweep_figure(labels, series, PANELS, symbol=param, styles={}, height=height)
 
 
+NORM_TITLES = {"l0": "ℓ0", "l0_coords": "ℓ0 (coordinates)", "l1": "ℓ1", "l2": "ℓ2", "linf": "ℓ∞"}
+
+
 def asr_distortion_figure(table: Table, height: int = 420) -> go.Figure:
-    """Success rate against each row's own ranking norm: one point per attack setting and case."""
-    fig = go.Figure()
+    """Success rate against mean distortion: one panel per ranking norm (C&W's ℓ2 and PGD's ℓ∞ are not on one
+    axis), one point per attack setting and case."""
+    norms = list(dict.fromkeys(str(r["by"]) for r in table)) or ["l2"]
+    fig = make_subplots(rows=1, cols=len(norms), shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=[f"mean {NORM_TITLES.get(n, n)}" for n in norms])
     groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in table:
         groups[_name(r)].append(r)
     for name, rows in groups.items():
+        col = norms.index(str(rows[0]["by"])) + 1
         fig.add_trace(go.Scatter(
             x=[r[r["by"]] for r in rows], y=[r["asr"] for r in rows], mode="markers", name=name, marker=dict(size=10),
-            text=[f"{r['by']}" + (f", {r['sweep_param']}={r['sweep_value']}" if r.get("sweep_param") else "")
-                  for r in rows],
-            hovertemplate="%{text} = %{x:.4g}<br>ASR %{y:.1f}%<extra>" + name + "</extra>"))
-    fig.update_layout(xaxis_title="mean distortion (each attack's own norm)", yaxis_title="ASR %", height=height,
-                      margin=dict(l=50, r=20, t=30, b=50), legend=dict(orientation="h", y=-0.25))
+            text=[NORM_TITLES.get(r["by"], r["by"]) + (f", {r['sweep_param']}={r['sweep_value']}"
+                                                      if r.get("sweep_param") else "") for r in rows],
+            hovertemplate="%{text} = %{x:.4g}<br>ASR %{y:.1f}%<extra>" + name + "</extra>"), 1, col)
     fig.update_yaxes(range=[0, 105])
+    fig.update_yaxes(title_text="ASR %", col=1)
+    fig.update_layout(height=height, margin=dict(l=50, r=20, t=40, b=50), legend=dict(orientation="h", y=-0.25))
     return fig
 
 

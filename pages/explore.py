@@ -49,6 +49,8 @@ def results(run: state.Run) -> None:
     """Everything drawn from one stored result; the knobs here rerun only this fragment."""
     chrome.section("Result")
     panels.headline(run)
+    if run.source:
+        st.caption(f":material/table_chart: {run.source}")
     knobs = panels.display_knobs(PAGE, channels=run.result.original.shape[1])
     nu, cmap, opacity = knobs["nu"], knobs["cmap"], knobs["opacity"]
     panels.metric_cards(run, nu)
@@ -98,7 +100,8 @@ def results(run: state.Run) -> None:
                                                    "class, red the target (or the new prediction).")
         chrome.plot(figures.top5_figure(run), f"{PAGE}.top5")
         st.markdown("**Loss curve**", help="The attack's objective per iteration, over all binary-search steps.")
-        chrome.plot(figures.loss_figure(run), f"{PAGE}.loss")
+        chrome.plot(figures.loss_figure(run) if run.result.loss_history.numel() else None, f"{PAGE}.loss",
+                    "An evaluation stores no loss curve: press **Run attack** to run this attack again live.")
     with right:
         st.markdown("**Metrics**")
         panels.metrics_table(run, nu)

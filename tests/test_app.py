@@ -412,3 +412,190 @@ def test_a_click_during_an_attack_stops_it_keeps_the_best_and_reruns(control, mn
             assert runner.run("ead", mnist_model, image.tensor, torch.tensor([0]), torch.tensor([9]),
                               dict(steps=5), title="later") is None  # nothing else runs after a stop
     assert runner.busy.is_set() and store["run"].stopped
+
+
+# ------------------------------------------------------------------------------------------------ Evaluate
+
+def click(at: AppTest, label: str) -> AppTest:
+    next(b for b in at.button if b.label == label).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def case_table_shown(at: AppTest):
+    return next(d.value for d in at.dataframe if "case" in d.value.columns)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory) -> tuple[AppTest, Path]:
+    """The Evaluate page after a two-image evaluation (every target of mnist:0 and mnist:1): I-FGM at ε = 0.2 with
+    its own 10 steps, and EAD on a custom budget reduced to 1 × 30 iterations. About two seconds on a CPU."""
+    from ui import evaluation
+
+    folder = tmp_path_factory.mktemp("evaluate") / "two digits"
+    at = start("evaluate", **{widget_key("evaluate", "attacks"): ["ifgm", "ead"],
+                              widget_key("evaluate", "budget"): "custom",
+                              param_key("evaluate", "mnist", "ifgm", "epsilon"): 0.2,
+                              param_key("evaluate", "mnist", "ead", "binary_search_steps"): 1,
+                              param_key("evaluate", "mnist", "ead", "steps"): 30,
+                              param_key("evaluate", "mnist", "ead", "initial_const"): 10.0,
+                              widget_key("evaluate", "mnist.images"): "mnist:0-1",
+                              widget_key("evaluate", "out"): str(folder)})
+    click(at, "Start evaluation")
+    assert not at.error, [e.value for e in at.error]
+    job = evaluation.job_for(folder)
+    assert job is not None and job.finished.wait(TIMEOUT)
+    at.run()  # what the progress fragment's rerun does once the job has finished
+    assert not at.exception, at.exception
+    return at, folder
+
+
+def test_evaluate_runs_two_images_and_shows_best_average_worst(evaluated):
+    at, folder = evaluated
+    assert not at.error, [e.value for e in at.error]
+    assert len(at.success) == 1 and at.success[0].value.startswith("Finished: 36 new rows (0 already stored) in ")
+    table = case_table_shown(at)
+    assert list(table["attack"]) == ["EAD-FISTA"] * 3 + ["I-FGM"] * 3
+    assert list(table["case"]) == ["best", "average", "worst"] * 2
+    assert (table["n"] == 2).all() and table["ASR %"].between(0, 100).all()
+    for attack in ("EAD-FISTA", "I-FGM"):
+        asr = list(table.loc[table["attack"] == attack, "ASR %"])
+        assert asr[0] >= asr[1] >= asr[2]  # the best case succeeds wherever any target does
+    ifgm = table.loc[table["attack"] == "I-FGM"].iloc[0]
+    assert ifgm["ASR %"] == 100 and ifgm["ℓ∞"] == pytest.approx(0.2, abs=1e-5)  # every success sits on the ε-ball
+    assert set(table["budget"]) == {"custom · 1 × 30 iterations", "its own · 10 steps"}
+    assert table.loc[table["attack"] == "EAD-FISTA", "ℓ1"].iloc[0] > 0
+    assert len(at.get("plotly_chart")) == 1  # ASR vs distortion; no sweep, so the swept-parameter panel says so
+    assert any("No parameter was swept" in i.value for i in at.info)
+    stored = next(d.value for d in at.dataframe if "#" in d.value.columns)
+    assert len(stored) == 2 * 9 * 2 and set(stored["image"]) == {"mnist:0", "mnist:1"}
+    assert at.query_params["results"] == str(folder.resolve())  # a reload of the page finds the folder again
+
+
+def test_evaluate_results_survive_other_pages_and_a_reload(evaluated):
+    at, folder = evaluated
+    before = case_table_shown(at)
+    at.switch_page("pages/sweep.py").run()
+    at.switch_page("pages/evaluate.py").run()
+    assert not at.exception and case_table_shown(at).equals(before)
+    reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    reloaded.query_params["results"] = str(folder.resolve())
+    reloaded.run()
+    reloaded.switch_page("pages/evaluate.py").run()
+    assert not reloaded.exception and not reloaded.error
+    assert case_table_shown(reloaded).equals(before)
+
+
+def test_evaluate_opens_an_existing_results_folder(evaluated):
+    at, folder = evaluated
+    fresh = start("evaluate", **{widget_key("evaluate", "open"): str(folder)})
+    assert not fresh.dataframe  # nothing shown before the folder is opened
+    click(fresh, "Open")
+    assert not fresh.error, [e.value for e in fresh.error]
+    assert case_table_shown(fresh).equals(case_table_shown(at))
+    assert fresh.query_params["results"] == str(folder.resolve())
+
+
+def test_evaluate_row_opens_in_explore_as_the_stored_result(evaluated):
+    """The row's image, attack, parameters and stored perturbation become Explore's result: no attack runs."""
+    from advlens.evaluation.store import ResultStore
+
+    at, folder = evaluated
+    row = at.selectbox(key="evaluate.row").value
+    with ResultStore(folder, create=False) as store:
+        report, delta = store.report(row), store.perturbation(row)
+    assert report["success"]  # the first successful row is the one offered
+    before = runs(at)
+    click(at, "Open in Explore")
+    assert runs(at) == before and not at.error, [e.value for e in at.error]
+    assert any("Opened from the evaluation in" in c.value and f"row #{row}" in c.value for c in at.caption)
+    assert "Success" in at.success[0].value
+    run = at.session_state[RUNS]["explore"]
+    assert run.report.image == report["image"] and run.report.params == report["params"]
+    assert run.report.target == report["target"] and float(metric(at, "ℓ1")) == pytest.approx(report["l1"], rel=1e-3)
+    assert torch.allclose(run.delta[0], torch.from_numpy(delta), atol=1e-6)
+    assert at.session_state[attack_key("explore")] == report["attack"]
+    assert at.session_state[param_key("explore", "mnist", report["attack"], "steps")] == report["params"]["steps"]
+    assert at.session_state[image_key("mnist")] == report["image"]
+    assert run.scores is not None  # the ASM and CAM panels were computed for the stored result
+
+
+def test_evaluate_bad_input_is_one_sentence_and_writes_nothing(tmp_path):
+    from ui import evaluation
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    at = start("evaluate", **{widget_key("evaluate", "attacks"): ["ifgm"],
+                              param_key("evaluate", "mnist", "ifgm", "epsilon"): 0.2,
+                              widget_key("evaluate", "out"): str(a_file)})
+    click(at, "Start evaluation")
+    assert [e.value for e in at.error] == [f"The results folder {a_file} is a file, not a folder."]
+    assert evaluation.job_for(a_file) is None and a_file.read_text() == "not a folder"
+
+    folder = tmp_path / "new"
+    at.session_state[widget_key("evaluate", "out")] = str(folder)
+    at.session_state[widget_key("evaluate", "mnist.images")] = "mnist:5-1"
+    click(at, "Start evaluation")
+    assert [e.value for e in at.error] == ["The image range 'mnist:5-1' is empty: write it low-high, e.g. mnist:0-99."]
+    assert evaluation.job_for(folder) is None and not folder.exists()
+
+    at.session_state[widget_key("evaluate", "mnist.images")] = "mnist:0-1"
+    at.session_state[widget_key("evaluate", "sweep")] = "epsilon"
+    click(at, "Start evaluation")
+    assert [e.value for e in at.error] == ["Give the values of epsilon to sweep, e.g. 0, 10, 20 (or choose no sweep)."]
+    assert not folder.exists()
+
+    at.session_state[widget_key("evaluate", "open")] = str(tmp_path / "nothing here")
+    click(at, "Open")
+    assert [e.value for e in at.error] == [f"There are no results in {tmp_path / 'nothing here'} (no results.db)."]
+    assert not at.dataframe and runs(at) == 0
+
+
+def test_evaluate_stop_keeps_the_stored_rows_and_a_restart_resumes(tmp_path):
+    """Three digits (the page's "3": mnist:0-2) under EAD at 1 × 100 iterations without early abort: a chunk (one
+    digit's nine targets) takes seconds on a CPU and a fifth of a second on a GPU, so Stop, pressed right after the
+    start, lands before the last of the three chunks ends."""
+    from advlens.evaluation.store import ResultStore
+    from ui import evaluation
+
+    folder = tmp_path / "stopped"
+    at = start("evaluate", **{widget_key("evaluate", "attacks"): ["ead"], widget_key("evaluate", "budget"): "custom",
+                              param_key("evaluate", "mnist", "ead", "binary_search_steps"): 1,
+                              param_key("evaluate", "mnist", "ead", "steps"): 100,
+                              param_key("evaluate", "mnist", "ead", "abort_early"): False,
+                              widget_key("evaluate", "mnist.images"): "3", widget_key("evaluate", "out"): str(folder)})
+    click(at, "Start evaluation")
+    job = evaluation.job_for(folder)
+    at.button(key="evaluate.stop").click().run()
+    assert job.finished.wait(TIMEOUT) and job.stopped
+    at.run()
+    assert not at.exception and not at.error
+    assert at.warning[0].value.startswith(f"Stopped after {job.done} of 27 rows.")
+    with ResultStore(folder, create=False) as store:
+        assert store.count() == job.done < 27  # every finished chunk is stored
+    click(at, "Start evaluation")  # the same evaluation again: only what is missing runs
+    again = evaluation.job_for(folder)
+    assert again is not job and again.finished.wait(TIMEOUT)
+    at.run()
+    assert at.success[0].value.startswith(f"Finished: {27 - job.done} new rows ({job.done} already stored)")
+    assert (case_table_shown(at)["n"] == 3).all()
+
+
+def test_evaluate_sweep_draws_the_swept_parameter_curves(tmp_path):
+    """I-FGM at ε = 0.1 and 0.3 on one digit, every target: a fraction of a second."""
+    from ui import evaluation
+
+    folder = tmp_path / "sweep"
+    at = start("evaluate", **{widget_key("evaluate", "attacks"): ["ifgm"], widget_key("evaluate", "sweep"): "epsilon",
+                              widget_key("evaluate", "sweep_values"): "0.1, 0.3",
+                              widget_key("evaluate", "mnist.images"): "mnist:3", widget_key("evaluate", "out"): str(folder)})
+    click(at, "Start evaluation")
+    assert evaluation.job_for(folder).finished.wait(TIMEOUT)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = case_table_shown(at)
+    assert list(table["swept"]) == ["epsilon = 0.1"] * 3 + ["epsilon = 0.3"] * 3 and (table["n"] == 1).all()
+    best = list(table.loc[table["case"] == "best", "ASR %"])
+    assert best[0] <= best[1]  # a larger ε-ball can only help I-FGM
+    assert len(at.get("plotly_chart")) == 2  # ASR vs distortion, and the metrics against ε
+    assert "--sweep epsilon=0.1,0.3" in " ".join(c.value for c in at.code)

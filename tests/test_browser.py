@@ -187,3 +187,41 @@ def test_compare_runs_all_four_attacks(server, page):
     expect(page.get_by_text("Interpretability score vs ν")).to_be_visible(timeout=60_000)
     no_exception(page)
     assert screenshot(page, "browser_compare.png").stat().st_size > 10_000
+
+
+def test_evaluate_two_digits_with_the_quick_budget(server, page, tmp_path):
+    """The page's defaults (EAD and PGD, the quick budget, mnist:0-1, every target): about 20 s on one CPU thread."""
+    import csv
+
+    folder = tmp_path / "browser evaluation"
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)
+    wait_idle(page)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Evaluate").click()
+    page.get_by_role("heading", name="Evaluate").wait_for(timeout=60_000)
+    wait_idle(page)
+    page.get_by_role("textbox", name="Results folder").fill(str(folder))
+    page.get_by_role("button", name="Start evaluation").click()
+    expect(page.get_by_test_id("stProgress")).to_have_count(1, timeout=60_000)  # polled while the run goes on
+    page.get_by_text(re.compile(r"^Finished: 36 new rows")).wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="Best, average and worst case")).to_be_visible()
+    with page.expect_download() as download:  # the table's numbers, as the page offers them
+        page.get_by_role("button", name="Table as CSV").click()
+    with open(download.value.path(), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["attack"], r["case"]) for r in rows] == [(a, c) for a in ("ead", "pgd") for c in ("best", "average", "worst")]
+    assert all(r["n"] == "2" and 0 <= float(r["asr"]) <= 100 for r in rows)
+    assert '"steps": 100' in rows[0]["params"]  # EAD ran the quick budget (3 × 100), as the page says
+    expect(page.get_by_text("Started on this server: 2 images × 2 attack settings · targets all · quick budget · mnist-cnn")) \
+        .to_be_visible()
+    no_exception(page)
+    assert screenshot(page, "browser_evaluate.png").stat().st_size > 10_000
+
+    page.get_by_role("button", name="Open in Explore").click()
+    page.get_by_text(re.compile(r"Opened from the evaluation in .* \(row #\d+\)")).wait_for(timeout=60_000)
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="Explore")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Success — 0 → "))).to_be_visible()  # row #1: digit 0, a success
+    no_exception(page)
+    screenshot(page, "browser_evaluate_explore.png")

@@ -5,5 +5,6 @@ settings, the device, models loaded in the background), ``chrome`` (header, sect
 ``pickers`` (image and target), ``forms`` (widgets generated from the attack registry's parameter schema),
 ``live`` (live runs with progress and Stop), ``analysis`` (a result's report and interpretability scores),
 ``figures`` (a result's plotly panels), ``panels`` (headline, metrics, downloads), ``sweeps`` (Sweep's axis and
-grid) and ``colours``.
+grid), ``evaluation`` (Evaluate's form and background evaluation jobs), ``evaluation_results`` (its tables, plots
+and opening a stored row in Explore) and ``colours``.
 """

@@ -130,6 +130,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     scores: Optional[dict] = None  # interpretability scores (ASM, CAMs, IS curve), computed once
     analysis_error: Optional[str] = None
+    source: str = ""  # where a result not run on this page came from (a row of an evaluation), in words
 
     @property
     def delta(self) -> Tensor:

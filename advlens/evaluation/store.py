@@ -78,15 +78,15 @@ def check_readable(path: Path) -> None:
 def check_writable(directory: Path) -> None:
     """``directory`` (or its nearest existing parent, where it would be created) takes a new file."""
     if directory.exists() and not directory.is_dir():
-        raise StoreError(f"--out {directory} is a file, not a folder.")
+        raise StoreError(f"The results folder {directory} is a file, not a folder.")
     probe = directory
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise StoreError(f"--out {directory} cannot be written (no write permission on {probe}).")
+        raise StoreError(f"The results folder {directory} cannot be written (no write permission on {probe}).")
     db = directory / DB_NAME
     if db.exists() and not os.access(db, os.W_OK):
-        raise StoreError(f"--out {directory}: {db} is read-only.")
+        raise StoreError(f"The results folder {directory} cannot be written: {db} is read-only.")
 
 
 class ResultStore:
