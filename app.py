@@ -5,7 +5,7 @@
 This file is both the server and the script. ``streamlit run`` finds the ``st.App`` at the bottom and serves it;
 its lifespan (``ui.resources.lifespan``) imports torch and the attack registry before the server answers its
 health check, so a first visit does not wait seconds for them. Every browser session then runs this file as its
-script (Streamlit runs it as ``__main__``): page config, the five pages of ``pages/`` (Explore, Compare, Sweep,
+script (Streamlit runs it as ``__main__``): page config, the five pages of ``app_pages/`` (Explore, Compare, Sweep,
 Evaluate, Teach), the sidebar. Pages compose the widgets and panels of ``ui/``; the maths lives in the packages they call.
 """
 
@@ -16,13 +16,13 @@ import logging
 import streamlit as st
 
 PAGES = (
-    ("pages/explore.py", "Explore", ":material/biotech:", "Attack one image and take the result apart."),
-    ("pages/compare.py", "Compare", ":material/view_column:", "Several attacks on the same image and target."),
-    ("pages/sweep.py", "Sweep", ":material/ssid_chart:", "Sweep any numeric parameter of an attack over a "
+    ("app_pages/explore.py", "Explore", ":material/biotech:", "Attack one image and take the result apart."),
+    ("app_pages/compare.py", "Compare", ":material/view_column:", "Several attacks on the same image and target."),
+    ("app_pages/sweep.py", "Sweep", ":material/ssid_chart:", "Sweep any numeric parameter of an attack over a "
                                                           "handful of images (Fig. 2 of the EAD paper for β)."),
-    ("pages/evaluate.py", "Evaluate", ":material/table_chart:", "The papers' protocol over a handful of images: best, "
+    ("app_pages/evaluate.py", "Evaluate", ":material/table_chart:", "The papers' protocol over a handful of images: best, "
                                                                 "average and worst case tables in a results folder."),
-    ("pages/teach.py", "Teach", ":material/school:", "Proximal optimisation: soft thresholding, ISTA, FISTA and COV "
+    ("app_pages/teach.py", "Teach", ":material/school:", "Proximal optimisation: soft thresholding, ISTA, FISTA and COV "
                                                      "step by step."),
 )
 

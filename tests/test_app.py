@@ -58,7 +58,7 @@ def start(page: str | None = None, **state) -> AppTest:
         at.session_state[key] = value
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -176,8 +176,8 @@ def test_changing_a_parameter_does_not_run_until_submitted(explored):
 def test_results_persist_across_pages(explored):
     at = explored
     run = at.session_state[RUNS]["explore"]
-    at.switch_page("pages/teach.py").run()
-    at.switch_page("pages/explore.py").run()
+    at.switch_page("app_pages/teach.py").run()
+    at.switch_page("app_pages/explore.py").run()
     assert not at.exception
     assert at.session_state[RUNS]["explore"] is run
     assert "Success" in at.success[0].value
@@ -265,13 +265,13 @@ def test_a_model_without_weights_shows_its_sentence_and_the_rest_works(monkeypat
     assert not at.exception
     assert [e.value for e in at.error] == ["The resnet50 weights cannot be downloaded here: place them in the cache."]
     at.session_state[MODEL_KEY] = "resnet50"  # (again: see above)
-    at.switch_page("pages/sweep.py").run()
+    at.switch_page("app_pages/sweep.py").run()
     assert [e.value for e in at.error] == ["The resnet50 weights cannot be downloaded here: place them in the cache."]
     at.session_state[MODEL_KEY] = "resnet50"
-    at.switch_page("pages/teach.py").run()
+    at.switch_page("app_pages/teach.py").run()
     assert not at.exception and len(at.latex) >= 2  # the parts that need no model still work
     at.session_state[MODEL_KEY] = "mnist-cnn"
-    at.switch_page("pages/explore.py").run()
+    at.switch_page("app_pages/explore.py").run()
     assert not at.exception and not at.error
     resources.forget_models()
 
@@ -475,13 +475,13 @@ def test_evaluate_runs_two_images_and_shows_best_average_worst(evaluated):
 def test_evaluate_results_survive_other_pages_and_a_reload(evaluated):
     at, folder = evaluated
     before = case_table_shown(at)
-    at.switch_page("pages/sweep.py").run()
-    at.switch_page("pages/evaluate.py").run()
+    at.switch_page("app_pages/sweep.py").run()
+    at.switch_page("app_pages/evaluate.py").run()
     assert not at.exception and case_table_shown(at).equals(before)
     reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     reloaded.query_params["results"] = str(folder.resolve())
     reloaded.run()
-    reloaded.switch_page("pages/evaluate.py").run()
+    reloaded.switch_page("app_pages/evaluate.py").run()
     assert not reloaded.exception and not reloaded.error
     assert case_table_shown(reloaded).equals(before)
 

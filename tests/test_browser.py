@@ -118,6 +118,17 @@ def no_exception(page) -> None:
     assert page.get_by_test_id("stException").count() == 0
 
 
+def test_a_first_visit_straight_to_a_page_url_gets_the_whole_app(server, page):
+    """The first request a fresh server gets is a page's own URL (a bookmark, a reload after a restart): the page
+    must still come up inside the app (its navigation, the model picker), not as a bare script. Kept first in this
+    module, so the server has served nothing before it."""
+    page.goto(f"{server}/compare", wait_until="domcontentloaded")
+    expect(page.get_by_test_id("stSidebar").get_by_text("Model", exact=True)).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("link", name="Evaluate")).to_be_visible()
+    wait_idle(page)
+    no_exception(page)
+
+
 def test_explore_ead_on_a_digit(server, page):
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)

@@ -1,4 +1,4 @@
-"""Imports point down only: pages/app → ui → advlens → interpret → attacks; only ui/, app.py and pages/ import
+"""Imports point down only: app_pages/app → ui → advlens → interpret → attacks; only ui/, app.py and app_pages/ import
 streamlit. Checked twice: in the source text (every import statement) and by importing the core in a clean
 interpreter and looking at what got loaded."""
 
@@ -30,7 +30,7 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_imports_point_down_and_never_reach_streamlit(package):
-    first_party = {"attacks", "interpret", "advlens", "ui", "pages", "app"}
+    first_party = {"attacks", "interpret", "advlens", "ui", "app_pages", "app"}
     for path in sorted((ROOT / package).rglob("*.py")):
         for name in imported_modules(path):
             top = name.split(".")[0]

@@ -1,4 +1,4 @@
-"""The Streamlit layer of advlens: the only package (with app.py and pages/) that imports streamlit.
+"""The Streamlit layer of advlens: the only package (with app.py and app_pages/) that imports streamlit.
 
 Pages import the submodules they use: ``state`` (session-state keys and per-page records), ``resources`` (torch
 settings, the device, models loaded in the background), ``chrome`` (header, sections, sidebar, errors, plots),

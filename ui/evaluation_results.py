@@ -299,5 +299,5 @@ def open_in_explore(folder: str, row_id: int) -> None:
 def follow_open() -> None:
     """Called at the top of the page: after a row was opened, go to Explore."""
     if st.session_state.pop(GOTO_EXPLORE, False):
-        st.switch_page("pages/explore.py")
+        st.switch_page("app_pages/explore.py")
 
