@@ -82,11 +82,16 @@ def grouping_of(result: AttackResult) -> tuple[int, int]:
 
 def build_report(result: AttackResult, model: PixelModel, *, model_name: str, image: str,
                  notes: Optional[list[str]] = None, index: int = 0,
-                 explanation: Optional[dict[str, Any]] = None) -> AttackReport:
-    """The report of sample ``index`` of ``result``."""
+                 explanation: Optional[dict[str, Any]] = None,
+                 tops: Optional[tuple[list[list[tuple[int, float]]], list[list[tuple[int, float]]]]] = None) -> AttackReport:
+    """The report of sample ``index`` of ``result``; ``tops`` is ``top_classes`` of every original and adversarial
+    sample when the caller already has them (the evaluation runner, one forward per chunk instead of two per row)."""
     pick = slice(index, index + 1)
-    before = top_classes(model, result.original[pick])[0]
-    after = top_classes(model, result.adversarial[pick])[0]
+    if tops is not None:
+        before, after = tops[0][index], tops[1][index]
+    else:
+        before = top_classes(model, result.original[pick])[0]
+        after = top_classes(model, result.adversarial[pick])[0]
     delta = result.perturbation[pick].detach().cpu()
     d = {k: v[0].item() for k, v in distortion(delta).items()}
     size, stride = grouping_of(result)

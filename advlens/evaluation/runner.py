@@ -16,7 +16,7 @@ import torch
 
 from advlens.evaluation.plan import Chunk, Plan
 from advlens.evaluation.store import UNTARGETED, ResultStore, encode_array
-from advlens.report import build_report
+from advlens.report import build_report, top_classes
 from attacks import PixelModel
 from attacks.registry import get_attack
 
@@ -30,9 +30,11 @@ def run_chunk(model: PixelModel, model_name: str, chunk: Chunk) -> list[dict[str
     targets = None if chunk.targets is None else torch.tensor(chunk.targets, device=device)
     result = get_attack(chunk.attack)(model, x, labels, targets, **chunk.params)
     delta = result.perturbation.detach().float().cpu()
+    tops = (top_classes(model, result.original), top_classes(model, result.adversarial))
     rows = []
     for i, (image, target) in enumerate(chunk.keys()):
-        report = build_report(result, model, model_name=model_name, image=image, notes=chunk.notes[i], index=i)
+        report = build_report(result, model, model_name=model_name, image=image, notes=chunk.notes[i], index=i,
+                              tops=tops)
         report.seconds = result.seconds / len(chunk)  # the chunk's time, shared evenly by its cases
         queries = report.extra.get("queries")
         rows.append({
