@@ -156,6 +156,24 @@ def test_explore_ead_on_a_digit(server, page):
     assert screenshot(page, "browser_explore.png").stat().st_size > 10_000
 
 
+def test_a_typed_out_of_range_number_is_refused_in_one_sentence(server, page):
+    """Issue 11 item 7: typing 0 binary-search steps used to be refused by the browser with only a tooltip, and
+    Run went on silently with the old value."""
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)
+    wait_idle(page)
+    box = page.get_by_role("spinbutton", name="binary-search steps")
+    box.fill("0")
+    box.press("Tab")
+    wait_idle(page)
+    page.get_by_role("button", name="Run attack").click()
+    error = page.get_by_test_id("stAlert").filter(has_text="binary_search_steps must be an integer from 1 to 20; got 0.")
+    error.wait_for(timeout=60_000)
+    wait_idle(page)
+    expect(page.get_by_test_id("stProgress")).to_have_count(0)  # nothing ran
+    no_exception(page)
+
+
 def test_stop_keeps_the_best_result_so_far(server, page):
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)

@@ -51,7 +51,7 @@ def log_options(param: Param, value: Any) -> list[float]:
 
 
 def _number_options(param: Param, value: Any, start: Any) -> dict[str, Any]:
-    """step, format and (when the current value is valid) the schema's bounds for a number box."""
+    """step and format for a number box (the range is in its help and checked when the form runs)."""
     as_int = param.type is int and (value is None or (isinstance(value, int) and not isinstance(value, bool)))
     scale = abs(start or param.default or 0) or (
         (param.high - param.low) / 100 if param.low is not None and param.high is not None and not param.log else 1.0)
@@ -61,15 +61,8 @@ def _number_options(param: Param, value: Any, start: Any) -> dict[str, Any]:
         options = {"step": 10.0 ** math.floor(math.log10(scale)) / 10, "format": "%g"}
     if param.optional:
         options["placeholder"] = "auto: the attack chooses"
-    try:
-        param.check(value)
-    except ValueError:
-        return options  # drawn unbounded: the run will refuse the value with a sentence that names the range
-    cast = int if as_int else float
-    if param.low is not None:
-        options["min_value"] = cast(param.low)
-    if param.high is not None:
-        options["max_value"] = cast(param.high)
+    # No min_value/max_value: the browser would refuse a typed out-of-range number with only a tooltip, and Run
+    # would go on with the old value. Unbounded, the value reaches the run, which refuses it in one sentence.
     return options
 
 
