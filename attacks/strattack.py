@@ -343,6 +343,9 @@ def strattack(
     for name, value in (("group_size", group_size), ("stride", stride)):
         if value > max(height, width):
             raise ValueError(f"{name} must be at most the image's side ({max(height, width)} px); got {value}.")
+    if stride > group_size:  # gaps between groups: their pixels would be neither penalised nor counted as groups
+        raise ValueError(f"stride must be at most group_size ({group_size} px), so that the groups cover every pixel; "
+                         f"got {stride}.")
     grouping = make_grouping(inputs.shape, group_size, stride)
     if initial_const is None:
         initial_const = 0.5 if small else 2.5
