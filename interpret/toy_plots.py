@@ -34,6 +34,28 @@ def shrink_figure(z_grid: np.ndarray, shrunk: np.ndarray, *, x0: float, threshol
     return fig
 
 
+def contour_traces(gx: np.ndarray, gy: np.ndarray, z: np.ndarray, levels: int = 16) -> list[go.Scatter]:
+    """The objective's level sets as line traces, one per level (darker = lower), at evenly spaced quantiles of z.
+
+    Not ``go.Contour``: plotly.js drops contour and heatmap traces from the plot when a frame animates the other
+    traces (▶ Play, the iteration slider), even traces the frames do not name.
+    """
+    import contourpy
+
+    generator = contourpy.contour_generator(gx, gy, z, line_type="ChunkCombinedNan")
+    values = np.unique(np.quantile(z, np.linspace(0.02, 0.98, levels)))
+    traces = []
+    for k, value in enumerate(values):
+        points = generator.lines(value)[0][0]
+        if points is None:
+            continue
+        grey = int(40 + 160 * k / max(len(values) - 1, 1))
+        traces.append(go.Scatter(x=points[:, 0], y=points[:, 1], mode="lines", showlegend=False,
+                                 line=dict(color=f"rgb({grey},{grey},{grey})", width=0.9), name=f"objective {value:.4f}",
+                                 hovertemplate="objective %{meta:.4f}<extra></extra>", meta=float(value)))
+    return traces
+
+
 def paths_figure(grid: tuple[np.ndarray, np.ndarray, np.ndarray], paths: Mapping[str, np.ndarray],
                  titles: Mapping[str, str], colours: Mapping[str, str], *, lo: tuple[float, float],
                  hi: tuple[float, float], optimum: Optional[np.ndarray] = None, height: int = 620) -> go.Figure:
@@ -41,9 +63,8 @@ def paths_figure(grid: tuple[np.ndarray, np.ndarray, np.ndarray], paths: Mapping
     the minimiser if given, and a Play button / slider that draws the paths step by step."""
     gx, gy, obj = grid
     fig = go.Figure()
-    fig.add_trace(go.Contour(x=gx, y=gy, z=obj, colorscale="Greys", reversescale=True, ncontours=28, opacity=0.55,
-                             contours=dict(showlines=True), line=dict(width=0.6), showscale=False,
-                             hovertemplate="x₁ %{x:.3f}, x₂ %{y:.3f}<br>objective %{z:.4f}<extra></extra>"))
+    for trace in contour_traces(gx, gy, obj):
+        fig.add_trace(trace)
     line_x = np.array([lo[0], hi[0]])
     fig.add_trace(go.Scatter(x=line_x, y=boundary_x2(line_x), mode="lines", name="decision boundary",
                              line=dict(color="#2e7d32", dash="dash")))

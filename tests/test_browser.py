@@ -174,6 +174,24 @@ def test_a_typed_out_of_range_number_is_refused_in_one_sentence(server, page):
     no_exception(page)
 
 
+def test_teach_toy_plot_keeps_its_contours_through_play(server, page):
+    """Issue 11 item 5: the toy plot's contour lines disappeared on ▶ Play or the iteration slider (plotly.js drops
+    contour traces when frames animate the others; the level sets are now line traces, 16 of them)."""
+    page.goto(f"{server}/teach", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Teach").wait_for(timeout=120_000)
+    wait_idle(page)
+    plot = page.get_by_test_id("stPlotlyChart").filter(has=page.get_by_text("▶ Play"))
+    plot.scroll_into_view_if_needed()
+    lines = plot.locator("g.trace.scatter")  # 16 level sets, the boundary, x₀, x* and the three paths
+    expect(lines.first).to_be_attached(timeout=60_000)
+    before = lines.count()
+    plot.get_by_text("▶ Play").click()
+    page.wait_for_timeout(9_000)  # 60 frames of 120 ms
+    assert before >= 20 and lines.count() == before, (before, lines.count())
+    assert plot.locator("g.slider-container").count() == 1
+    no_exception(page)
+
+
 def test_stop_keeps_the_best_result_so_far(server, page):
     page.goto(server, wait_until="domcontentloaded")
     page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)
