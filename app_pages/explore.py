@@ -49,6 +49,10 @@ def results(run: state.Run) -> None:
     """Everything drawn from one stored result; the knobs here rerun only this fragment."""
     chrome.section("Result")
     panels.headline(run)
+    if not (run.report.success or run.report.stopped or run.source):
+        from advlens.models import get_spec
+
+        forms.offer_larger_budget(PAGE, get_spec(run.model).dataset, run.attack, run.report.params)
     if run.source:
         st.caption(f":material/table_chart: {run.source}")
     knobs = panels.display_knobs(PAGE, channels=run.result.original.shape[1])

@@ -211,6 +211,33 @@ def test_a_parameter_out_of_range_is_one_sentence_and_runs_nothing():
     assert "explore" not in at.session_state[RUNS]
 
 
+def test_a_failed_run_offers_one_click_to_a_larger_budget():
+    """Issue 11 item 2: a failure on a small budget (here 1 × 5 iterations from c = 1e-3) says so and offers the
+    fix; one click runs the same attack again with 4× the iterations and early abort off."""
+    small = {"binary_search_steps": 1, "steps": 5, "initial_const": 1e-3}
+    at = start(**{param_key("explore", "mnist", "ead", k): v for k, v in small.items()})
+    submit(at)
+    assert not at.session_state[RUNS]["explore"].report.success
+    assert any("steps 5 → 20, abort_early True → False" in c.value for c in at.caption)
+    at.button(key="explore.larger-budget").click().run()
+    assert not at.exception, at.exception
+    again = at.session_state[RUNS]["explore"].report
+    assert runs(at) == 2 and again.params["steps"] == 20 and again.params["abort_early"] is False
+    assert again.params["initial_const"] == 1e-3  # the other settings stay
+
+
+def test_compare_shares_a_setting_only_where_the_attacks_start_alike():
+    """On EfficientNet (CPU) C&W starts from c = 0.1 and StrAttack without early abort: a shared widget would give
+    every attack the first one's value, so those stay per attack there; on MNIST the budget is shared."""
+    from ui.forms import shared_params
+
+    lineup = ["cw", "ead", "strattack"]
+    on_mnist = {p.name for p in shared_params(lineup, "mnist")}
+    on_imagenet = {p.name for p in shared_params(lineup, "imagenet")}
+    assert {"binary_search_steps", "steps", "initial_const", "abort_early", "kappa"} <= on_mnist
+    assert {"steps", "kappa"} <= on_imagenet and not {"initial_const", "abort_early"} & on_imagenet
+
+
 def test_upload_of_a_non_image_file_shows_one_error_and_changes_nothing():
     at = start()
     title = at.session_state[image_key("mnist")]

@@ -137,9 +137,47 @@ def attack_form(page: str, attack: str, choice: ModelChoice, label: int,
         target_key = target_widget(page, choice, label)
         param_widgets(page, ds, attack, entry.params, starts(attack, ds))
         submitted = st.form_submit_button(submit, type="primary", icon=":material/play_arrow:")
-    if not submitted:
+    if not (submitted or st.session_state.pop(rerun_key(page), False)):
         return None
     return {"params": read_params(page, ds, attack, entry.params), "target": st.session_state.get(target_key)}
+
+
+def rerun_key(page: str) -> str:
+    return f"{page}.rerun-requested"
+
+
+def larger_budget(entry: AttackEntry, params: dict[str, Any]) -> dict[str, Any]:
+    """The changes that give a failed run a fair second chance: 4× the iterations (within the schema's range) and
+    no early abort, which on a small budget can end a value of c after a handful of iterations."""
+    changes: dict[str, Any] = {}
+    for p in entry.params:
+        value = params.get(p.name)
+        if p.name == "steps" and isinstance(value, int):
+            changes["steps"] = min(value * 4, int(p.high)) if p.high is not None else value * 4
+        elif p.name == "abort_early" and value:
+            changes["abort_early"] = False
+    return {k: v for k, v in changes.items() if v != params.get(k)}
+
+
+def offer_larger_budget(page: str, dataset: str, attack: str, params: dict[str, Any]) -> None:
+    """Under a failed result: what the budget was, and one click to run again with ``larger_budget``."""
+    from attacks.registry import get_attack
+
+    entry = get_attack(attack)
+    changes = larger_budget(entry, params)
+    if not changes:
+        return
+    words = ", ".join(f"{name} {params.get(name)} → {value}" for name, value in changes.items())
+    st.caption("A failure on a small budget says little about the image: the attack may simply not have had the "
+               f"iterations. One click runs it again with {words}; the other settings stay.")
+
+    def apply() -> None:
+        for name, value in changes.items():
+            st.session_state[param_key(page, dataset, attack, name)] = value
+        st.session_state[rerun_key(page)] = True
+
+    if st.button("Run again with a larger budget", icon=":material/replay:", key=f"{page}.larger-budget", on_click=apply):
+        st.rerun()  # the whole page: the form above runs the attack with the new values
 
 
 # ------------------------------------------------------------------------------------------------ Compare
@@ -177,15 +215,22 @@ def compare_columns() -> list[Column]:
     return out
 
 
-def shared_params(attacks: Sequence[str]) -> list[Param]:
-    """Parameters that two or more of ``attacks`` declare alike (same name and label): one widget for all."""
+def shared_params(attacks: Sequence[str], dataset: str) -> list[Param]:
+    """Parameters that two or more of ``attacks`` declare alike (same name and label) and start from the same value
+    on this dataset and device: one widget for all. Where their starting values differ (on EfficientNet C&W starts
+    from c = 0.1, EAD from 1; StrAttack runs without early abort) each attack keeps its own."""
     from attacks.registry import get_attack
 
-    seen: dict[tuple[str, str], list[Param]] = {}
+    seen: dict[tuple[str, str], list[tuple[str, Param]]] = {}
     for name in attacks:
         for p in get_attack(name).params:
-            seen.setdefault((p.name, p.title), []).append(p)
-    return [ps[0] for ps in seen.values() if len(ps) > 1 and not ps[0].choices]
+            seen.setdefault((p.name, p.title), []).append((name, p))
+    alike = []
+    for declared in seen.values():
+        (_, p), starts_at = declared[0], {repr(starts(a, dataset).get(q.name)) for a, q in declared}
+        if len(declared) > 1 and not p.choices and len(starts_at) == 1:
+            alike.append(p)
+    return alike
 
 
 def compare_form(page: str, lineup: Sequence[Column], choice: ModelChoice, label: int) -> Optional[dict[str, Any]]:
@@ -195,7 +240,7 @@ def compare_form(page: str, lineup: Sequence[Column], choice: ModelChoice, label
 
     ds = choice.spec.dataset
     attacks = list(dict.fromkeys(c.attack for c in lineup))
-    shared = shared_params(attacks)
+    shared = shared_params(attacks, ds)
     shared_names = {p.name for p in shared}
     fixed = {name for c in lineup for name, _ in c.fixed}
     own = {a: [p for p in get_attack(a).params if p.name not in shared_names | fixed] for a in attacks}
