@@ -1,0 +1,135 @@
+"""Perturbation analysis (issue 15): the fooling-ratio curves, ρ̂₂'s cost, quadratic-ℓ2 against an explicit J.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_perturbation.py [--digits 1000] [--models mnist-fc,mnist-lenet5]
+        [--points 11] [--ae-digits 20] [--write]
+
+1. **Fooling-ratio curves** (Fig. 3): 8 methods × ``points`` ε × the first ``digits`` held-out digits per model,
+   ε on the paper's axis (FC 0–0.1, LeNet-5 0–0.2, C&W CNN 0–0.3), fooling ratio over the correctly classified,
+   unclipped x + η (``interpret.robustness.fooling_curves``); wall time of the whole curve. The paper's orderings
+   are then checked on each: Alg1 ≥ FGSM at the small ε (the lower third of the axis), Alg1-10 ≥ DeepFool and
+   Alg1-10 ≥ PGD at every ε — reported as held or not, with the worst gap.
+2. **Table 3** on the same digits: ρ̂₁, ρ̂₂, DeepFool's ε₉₉, with the paper's values beside them.
+3. **ρ̂₂'s cost**: ``rho2_terms`` over the digits ÷ one plain forward+backward pass (cross-entropy) of the same
+   batch: the goal is ≤ 1.1 (ρ̂₂ is one forward and one backward pass per image). Median of 5.
+4. **quadratic-ℓ2** on the autoencoder, ``ae-digits`` digits: the matrix-free power iteration (30 JVP+VJP steps)
+   against forming J (one batched backward of 784 copies) and ``torch.linalg.eigh`` of JᵀJ; per digit.
+
+Prints a markdown section; ``--write`` puts it into BENCHMARKS.md under HEADING (before "## GPU" when new).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from advlens.models import load_model, load_regressor
+from advlens.perturbation_cli import load_digits
+from attacks import regression as R
+from benchmarks.sections import BENCHMARKS_MD, environment_line, replace_section
+from interpret.robustness import METHODS, fooling_curves, predictions, rho2_terms, robustness
+
+HEADING = "## Perturbation analysis: fooling-ratio curves, ρ̂₂, quadratic-ℓ2 (issue 15)"
+INSERT_BEFORE = "## GPU"
+EPS_MAX = {"mnist-fc": 0.1, "mnist-lenet5": 0.2, "mnist-cnn": 0.3}
+PAPER = {"mnist-fc": (0.036, 0.034, 0.076), "mnist-lenet5": (0.077, 0.061, 0.164)}  # Table 3 (their nets)
+
+
+def timed(fn, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def orderings(grid: list[float], c: dict) -> list[str]:
+    small = [j for j, e in enumerate(grid) if 0 < e <= grid[-1] / 3]
+    out = []
+    for a, b, where, idx in (("Alg1", "FGSM", "small ε", small), ("Alg1-10", "DeepFool", "every ε", range(len(grid))),
+                             ("Alg1-10", "PGD", "every ε", range(len(grid)))):
+        gaps = [c[a][j] - c[b][j] for j in idx]
+        worst = min(gaps) if gaps else 0.0
+        out.append(f"{a} ≥ {b} ({where}): {'held' if worst >= 0 else 'not held'} (worst gap {worst:+.1f} points)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--digits", type=int, default=1000)
+    parser.add_argument("--models", default="mnist-fc,mnist-lenet5")
+    parser.add_argument("--points", type=int, default=11)
+    parser.add_argument("--ae-digits", type=int, default=20)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    x, y = load_digits(list(range(args.digits)))
+    lines = [HEADING, "", f"`{' '.join(['python benchmarks/bench_perturbation.py', *(argv or sys.argv[1:])])}` — "
+             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. {environment_line()}. Held-out digits "
+             f"mnist:0–{args.digits - 1}; a shared machine (other jobs running), so wall times are upper bounds.", ""]
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        model = load_model(name)
+        grid = [float(e) for e in np.linspace(0, EPS_MAX[name], args.points)]
+        start = time.perf_counter()
+        c = fooling_curves(model, x, y, grid, methods=METHODS)
+        seconds = time.perf_counter() - start
+        correct = int((predictions(model, x) == y).sum())
+        lines += [f"### {name}: {len(METHODS)} methods × {len(grid)} ε × {args.digits} digits in {seconds:.1f} s",
+                  "", f"{correct} of {args.digits} correctly classified; fooling ratio (%) over those, unclipped:", "",
+                  "| ε | " + " | ".join(METHODS) + " |", "|---" * (len(METHODS) + 1) + "|"]
+        for j, e in enumerate(grid):
+            lines.append(f"| {e:.3f} | " + " | ".join(f"{c[m][j]:.1f}" for m in METHODS) + " |")
+        lines += ["", "The paper's orderings on this network: " + "; ".join(orderings(grid, c)) + ".", ""]
+        start = time.perf_counter()
+        r = robustness(model, x, y)
+        rs = time.perf_counter() - start
+        paper = PAPER.get(name)
+        ref = f" (paper's {name.split('-')[1].upper()}: {paper[0]} / {paper[1]} / {paper[2]})" if paper else ""
+        lines += [f"Table 3 (ℓ∞): ρ̂₁ = {r.rho1:.4f}, ρ̂₂ = {r.rho2:.4f}, DeepFool ε₉₉ = {r.deepfool_eps99:.4f}"
+                  f"{ref}; {rs:.1f} s.", ""]
+        xc, yc = x, y
+
+        def plain() -> None:
+            xg = xc.clone().requires_grad_(True)
+            torch.autograd.grad(F.cross_entropy(model(xg), yc), xg)
+
+        plain()
+        base = timed(plain)
+        rho = timed(lambda: rho2_terms(model, xc, yc, batch=len(xc)))
+        lines += [f"ρ̂₂'s cost over {len(xc)} digits: {1000 * rho:.1f} ms against {1000 * base:.1f} ms for one "
+                  f"forward+backward pass of the same batch: ratio **{rho / base:.2f}** (goal ≤ 1.1).", ""]
+    ae = load_regressor("mnist-ae")
+    xa = x[:args.ae_digits]
+    R.power_iteration(ae, xa[:1], 2)  # the first double backward initialises autograd's machinery once
+    power = timed(lambda: R.power_iteration(ae, xa, 30), 3)
+    explicit = timed(lambda: torch.linalg.eigh(R.jacobian(ae, xa).transpose(1, 2) @ R.jacobian(ae, xa)), 3)
+    jac_only = timed(lambda: R.jacobian(ae, xa), 3)
+    v, lam, _ = R.power_iteration(ae, xa, 30)
+    j = R.jacobian(ae, xa)
+    top = torch.linalg.eigvalsh(j.transpose(1, 2) @ j)[:, -1]
+    err = float(((lam - top).abs() / top).max())
+    n = len(xa)
+    lines += [f"### quadratic-ℓ2 on `mnist-ae`, {n} digits", "",
+              f"- matrix-free power iteration (30 JVP+VJP): {1000 * power / n:.1f} ms a digit "
+              f"(largest relative error of λ_max against eigvalsh: {err:.1e});",
+              f"- explicit J (784 × 784, one batched backward) and eigh of JᵀJ: {1000 * explicit / n:.1f} ms a digit "
+              f"(of which forming J: {1000 * jac_only / (2 * n):.1f} ms).", ""]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    if args.write:
+        old = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else ""
+        BENCHMARKS_MD.write_text(replace_section(old, HEADING, section, INSERT_BEFORE), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
