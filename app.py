@@ -22,6 +22,10 @@ PAGES = (
                                                           "handful of images (Fig. 2 of the EAD paper for β)."),
     ("app_pages/evaluate.py", "Evaluate", ":material/table_chart:", "The papers' protocol over a handful of images: best, "
                                                                 "average and worst case tables in a results folder."),
+    ("app_pages/defenses.py", "Defenses & transfer", ":material/shield:", "Craft on one model, judge on a defended "
+                                                                          "one: transfer against κ; feature squeezing."),
+    ("app_pages/perturbation.py", "Perturbation analysis", ":material/functions:", "Closed-form ℓp attacks, "
+     "fooling ratio against ε, ρ̂₂ and autoencoder attacks (Balda et al.)."),
     ("app_pages/teach.py", "Teach", ":material/school:", "Proximal optimisation: soft thresholding, ISTA, FISTA and COV "
                                                      "step by step."),
 )

@@ -64,6 +64,12 @@ def build_parser(attack: str = DEFAULT_ATTACK) -> argparse.ArgumentParser:
     a.add_argument("--attack", choices=tuple(ATTACKS), default=DEFAULT_ATTACK, help="the attack (default ead)")
     a.add_argument("--model", default="mnist-cnn", help=f"one of {', '.join(REGISTRY)}")
     a.add_argument("--image", required=True, help="mnist:N, imagenet:N or an image file")
+    a.add_argument("--craft-on", default=None, metavar="SOURCE[,SOURCE2]",
+                   help="transfer: craft on these models (several: the mean of their logits), judge on --model")
+    a.add_argument("--squeeze", nargs="?", const="bit_depth_1,median_filter_2_2", default=None, metavar="SQUEEZERS",
+                   help="judge with a feature-squeezing detector around --model (MNIST; threshold at 5%% false "
+                        "positives on held-out digits mnist:500-999); success = fooled and not detected "
+                        "[default squeezers bit_depth_1,median_filter_2_2]")
     goal = a.add_mutually_exclusive_group()
     goal.add_argument("--target", help="target class, or 'all' for every incorrect class in one batch (the papers' "
                                        "best/average/worst cases); default: a random incorrect class from --seed")
@@ -85,6 +91,8 @@ def build_parser(attack: str = DEFAULT_ATTACK) -> argparse.ArgumentParser:
     e.add_argument("--targets", default="all", help="all (best/average/worst cases), random, next, least-likely or "
                                                     "untargeted [default all]")
     e.add_argument("--sweep", default=None, metavar="PARAM=V1,V2,...", help="one row set per value, e.g. kappa=0,10")
+    e.add_argument("--craft-on", default=None, metavar="SOURCE[,SOURCE2]",
+                   help="transfer: craft on these models (several: the mean of their logits), judge on --model")
     e.add_argument("--seed", type=int, default=0, help="fixes the random targets and random starts")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda")
     e.add_argument("--chunk", type=int, default=None, help="cases per batch (default: what the device holds)")
@@ -93,6 +101,9 @@ def build_parser(attack: str = DEFAULT_ATTACK) -> argparse.ArgumentParser:
     e.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else per CPU)")
     e.add_argument("--out", required=True, type=Path, help="the results folder (holds results.db)")
 
+    from advlens.perturbation_cli import add_parsers as add_perturbation_parsers
+
+    add_perturbation_parsers(sub)  # robustness, fooling, regress (Balda et al.)
     r = sub.add_parser("report", help="the papers' tables from an evaluation's results folder")
     r.add_argument("dir", type=Path, help="a folder written by advlens evaluate")
     r.add_argument("--format", choices=("md", "csv", "json"), default="md")
@@ -140,6 +151,11 @@ def _cmd_models() -> int:
         where = "bundled" if spec.offline else "downloaded on first use (torchvision cache)"
         h, w = spec.input_size
         print(f"{spec.name:20s} {spec.title:40s} {spec.channels}×{h}×{w}  {spec.num_classes} classes  {where}")
+    from advlens.models import REGRESSORS
+
+    for spec in REGRESSORS.values():
+        h, w = spec.input_size
+        print(f"{spec.name:20s} {spec.title:40s} {spec.channels}×{h}×{w}  regression (advlens regress)  bundled")
     return 0
 
 
@@ -186,9 +202,22 @@ def _cmd_attack(args: argparse.Namespace, params: dict[str, Any]) -> int:
             raise UsageError(f"--target must be a class number or 'all'; got {args.target!r}") from None
         if not 0 <= target_class < spec.num_classes:
             raise UsageError(f"--target must be a class of {spec.name} (0–{spec.num_classes - 1}), got {target_class}")
+    sources = None
+    if args.craft_on is not None:
+        from advlens.crafting import check_compatible, parse_sources
+
+        sources = parse_sources(args.craft_on)
+        check_compatible(sources, args.model)
+    if args.squeeze is not None:
+        from interpret.squeeze import parse_squeezers
+
+        if spec.dataset != "mnist":
+            raise UsageError(f"--squeeze fits its threshold on held-out MNIST digits; {spec.name} is not an MNIST model")
+        args.squeeze = parse_squeezers(args.squeeze)
     out = OutDir(args.out)  # refuses a path that cannot be a directory before anything runs
     image = load_image(args.image, spec)
     model = load_model(args.model, device)
+    args.sources = sources
     torch.manual_seed(args.seed)
     x = image.tensor.to(device)
     label = image.label if image.label is not None else int(model(x).argmax(1))
@@ -222,7 +251,20 @@ def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, t
     from interpret.perturbation import amplified
     from interpret.render import png_bytes
 
-    result = entry(model, x, labels, targets, **params)
+    source_success = None
+    if getattr(args, "sources", None):
+        from advlens.crafting import judge, load_source
+
+        source = load_source(args.sources, spec.name, model.device)
+        result, source_success = judge(entry(source, x, labels, targets, **params), model)
+    else:
+        result = entry(model, x, labels, targets, **params)
+    detection = None
+    if args.squeeze is not None:
+        from advlens.defenses import mnist_detector
+        from interpret.squeeze import judge as squeeze_judge
+
+        result, detection = squeeze_judge(result, mnist_detector(model, args.squeeze))
     metric = entry.ranking_metric(result.params)
     files: dict[str, bytes] = {"original.png": png_bytes(result.original[0])}
     reports = []
@@ -236,6 +278,10 @@ def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, t
             explanation.pop("explain_files", None)
         report = build_report(result, model, model_name=spec.name, image=image.ref, notes=image.notes, index=i,
                               explanation=explanation)
+        if source_success is not None:
+            report.craft_on, report.source_success = list(args.sources), bool(source_success[i])
+        if detection is not None:
+            report.detection = detection[i]
         reports.append(report)
         prefix = folder + "/" if folder else ""
         files[prefix + "adversarial.png"] = png_bytes(result.adversarial[i])
@@ -252,8 +298,15 @@ def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, t
     names = spec.class_names
     for r in reports:
         status = "success" if r.success else "failed"
+        if r.craft_on:
+            status += f" on {spec.name} (crafted on {'+'.join(r.craft_on)}: {'success' if r.source_success else 'failed'})"
+        if r.detection:
+            d = r.detection
+            status += (f" ({'detected' if d['detected'] else 'not detected'}: squeezing score {d['score']:.4f}, "
+                       f"threshold {d['threshold']:.4f})")
         print(f"{status}: {names[r.pred_before]} → {names[r.pred_after]}  ℓ0 {r.l0}  ℓ1 {r.l1:.3f}  ℓ2 {r.l2:.3f}  "
-              f"ℓ∞ {r.linf:.3f}  {r.iterations} it  {r.seconds:.1f} s on {r.device}")
+              f"ℓ∞ {r.linf:.3f}  {r.iterations} it" + (f"  {r.queries:,} queries" if r.queries is not None else "")
+              + f"  {r.seconds:.1f} s on {r.device}")
     if every:
         print("cases (" + metric + "): " + "  ".join(
             f"{case} ASR {v['asr']:.0f}% {metric} {v[metric]:.3f}" for case, v in cases.items()))
@@ -295,7 +348,7 @@ def _cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     try:
         outcome = evaluate(args.model, specs, images, targets, args.out, seed=args.seed, device=device, chunk=args.chunk,
                            backend=args.backend, address=args.address, workers=args.workers,
-                           command=["advlens", *argv], on_rows=rows, on_plan=planned)
+                           command=["advlens", *argv], on_rows=rows, on_plan=planned, craft_on=args.craft_on)
     except KeyboardInterrupt:
         print("\ninterrupted: every finished chunk is stored; run the same command to resume.", file=sys.stderr)
         return 130
@@ -353,6 +406,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             code = _cmd_evaluate(args, argv)
         elif args.command == "report":
             code = _cmd_report(args)
+        elif args.command in ("robustness", "fooling", "regress"):
+            from advlens.perturbation_cli import run as run_perturbation
+
+            code = run_perturbation(args)
         else:
             code = _cmd_attack(args, attack_params(args, get_attack(args.attack)))
         sys.stdout.flush()  # inside the try: a reader that has gone away is met here, not at exit

@@ -39,6 +39,7 @@ class ModelSpec:
     gap_linear_head: Optional[tuple[str, str]]  # (features module, linear module) for the original CAM
     build: Callable[[], nn.Module]
     offline: bool  # weights ship with the installation
+    task: str = "classification"  # or "regression" (an image-to-image net: kept out of REGISTRY, see REGRESSORS)
 
     @property
     def class_names(self) -> list[str]:
@@ -64,6 +65,52 @@ def _mnist_cnn() -> nn.Module:
         raise ModelUnavailable(f"The MNIST weights are missing: run `python -m advlens.train_mnist` to create {MNIST_WEIGHTS}.")
     net = MnistCNN()
     net.load_state_dict(torch.load(MNIST_WEIGHTS, map_location="cpu", weights_only=True))
+    return net
+
+
+def _bundled(file: str, cls_name: str) -> Callable[[], nn.Module]:
+    """A net of ``advlens.nets`` with weights ``advlens/data/<file>`` (made by ``python -m advlens.train_balda``)."""
+
+    def build() -> nn.Module:
+        from advlens import nets
+
+        path = DATA_DIR / file
+        if not path.exists():
+            raise ModelUnavailable(f"The weights {file} are missing: run `python -m advlens.train_balda` to create {path}.")
+        net = getattr(nets, cls_name)()
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return net
+
+    return build
+
+
+def _defended(file: str, how: str, arch: str = "MnistCNN") -> Callable[[], nn.Module]:
+    """A net of ``advlens.nets`` with the defended weights ``advlens/data/<file>`` (made by ``python -m
+    advlens.train_defenses <how>``; the JSON record beside them says how and how well)."""
+
+    def build() -> nn.Module:
+        from advlens import nets
+
+        path = DATA_DIR / file
+        if not path.exists():
+            raise ModelUnavailable(f"The weights {file} are missing: run `python -m advlens.train_defenses {how}` "
+                                   f"to create {path}.")
+        net = getattr(nets, arch)()
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return net
+
+    return build
+
+
+def _mnist_substitute() -> nn.Module:
+    """Papernot et al.'s substitute of ``mnist-cnn``, trained from label queries (``python -m advlens.train_substitute``)."""
+    from advlens.nets import MnistCNN
+
+    path = DATA_DIR / "mnist_substitute.pt"
+    if not path.exists():
+        raise ModelUnavailable(f"The substitute is not trained yet: run `python -m advlens.train_substitute` to create {path}.")
+    net = MnistCNN()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net
 
 
@@ -104,6 +151,22 @@ REGISTRY: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("mnist-cnn", "Carlini–Wagner MNIST CNN", "mnist", (28, 28), 1, (0.0,), (1.0,),
                   cam_layer="8", gap_linear_head=None, build=_mnist_cnn, offline=True),
+        # Defenses (advlens/train_defenses.py): the same network, trained on the same 4,000 digits.
+        ModelSpec("mnist-cnn-distilled", "C&W MNIST CNN, defensive distillation T = 100 (deployed at T = 1)", "mnist",
+                  (28, 28), 1, (0.0,), (1.0,), cam_layer="8", gap_linear_head=None,
+                  build=_defended("mnist_cnn_distilled.pt", "distill --temperature 100"), offline=True),
+        # Madry's PGD training did not leave the chance plateau on the C&W network within a CPU budget; the small
+        # network of Wong et al.'s fast adversarial training did (advlens/data/mnist_cnn_madry.json).
+        ModelSpec("mnist-cnn-madry", "Small MNIST CNN, Madry PGD adversarial training (ℓ∞ ε = 0.3)", "mnist",
+                  (28, 28), 1, (0.0,), (1.0,), cam_layer="2", gap_linear_head=None,
+                  build=_defended("mnist_cnn_madry.pt", "madry --arch small", "MnistSmall"), offline=True),
+        ModelSpec("mnist-fc", "Fully connected 784-150-100-10 (Balda et al.)", "mnist", (28, 28), 1, (0.0,), (1.0,),
+                  cam_layer="0", gap_linear_head=None, build=_bundled("mnist_fc.pt", "MnistFC"), offline=True),
+        ModelSpec("mnist-lenet5", "LeNet-5 (Balda et al.)", "mnist", (28, 28), 1, (0.0,), (1.0,),
+                  cam_layer="4", gap_linear_head=None, build=_bundled("mnist_lenet5.pt", "LeNet5"), offline=True),
+        ModelSpec("mnist-substitute", "Substitute of the C&W MNIST CNN (Papernot et al., 4,800 label queries)",
+                  "mnist", (28, 28), 1, (0.0,), (1.0,), cam_layer="8", gap_linear_head=None, build=_mnist_substitute,
+                  offline=True),
         ModelSpec("efficientnet-lite0", "EfficientNet-Lite0 (ImageNet)", "imagenet", (224, 224), 3,
                   (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), cam_layer="_avg_pooling:input",
                   gap_linear_head=("_avg_pooling:input", "_fc"),
@@ -117,7 +180,35 @@ REGISTRY: dict[str, ModelSpec] = {
     )
 }
 
+# Students distilled at other temperatures (`python -m advlens.train_defenses distill --temperature N`).
+for _file in sorted(DATA_DIR.glob("mnist_cnn_distilled_t*.pt")):
+    _t = _file.stem.rsplit("_t", 1)[1]
+    REGISTRY[f"mnist-cnn-distilled-t{_t}"] = ModelSpec(
+        f"mnist-cnn-distilled-t{_t}", f"C&W MNIST CNN, defensive distillation T = {_t} (deployed at T = 1)", "mnist",
+        (28, 28), 1, (0.0,), (1.0,), cam_layer="8", gap_linear_head=None,
+        build=_defended(_file.name, f"distill --temperature {_t}"), offline=True)
+
 DEFAULT_MODEL = "mnist-cnn"
+
+# Regression (image-to-image) models: not classifiers, so not in REGISTRY (whose users — pickers, `advlens attack`,
+# the evaluation runner — assume class scores); the regression attacks (attacks.regression) take these.
+REGRESSORS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("mnist-ae", "MNIST autoencoder, FC, 96% compression", "mnist",
+                  (28, 28), 1, (0.0,), (1.0,), cam_layer="", gap_linear_head=None,
+                  build=_bundled("mnist_ae.pt", "MnistAutoencoder"), offline=True, task="regression"),
+    )
+}
+
+
+def load_regressor(name: str, device: torch.device | str = "cpu") -> PixelModel:
+    """A regression model of ``REGRESSORS``, wrapped to take [0,1] images (its output is an image too)."""
+    if name not in REGRESSORS:
+        raise ModelUnavailable(f"Unknown regression model {name!r}: choose one of {', '.join(REGRESSORS)}.")
+    spec = REGRESSORS[name]
+    return PixelModel(spec.build(), spec.mean, spec.std, channels_last=False,
+                      input_size=spec.input_size).to(torch.device(device))
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -20,7 +20,7 @@ from attacks.registry import ATTACKS
 from interpret.groups import groups_nonzero, groups_total
 from interpret.metrics import distortion
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: craft_on, source_success, detection, queries (optional, None where they do not apply)
 TIMING_FIELDS = ("seconds",)  # what differs between two runs of the same attack
 
 
@@ -56,6 +56,14 @@ class AttackReport:
     groups_total: int
     explanation: Optional[dict[str, Any]] = None  # interpretability scores, when computed (see explain.py)
     extra: dict[str, Any] = field(default_factory=dict)  # attack-specific facts, e.g. StrAttack's ``refined``
+    # Transfer (advlens/crafting.py): the model(s) the example was crafted on (several: the mean of their logits),
+    # and the white-box success there; ``success``, ``pred_after`` and the top-5 are then the target's (``model``).
+    craft_on: Optional[list[str]] = None
+    source_success: Optional[bool] = None
+    # Feature squeezing (interpret/squeeze.py): the detector's verdict; ``success`` then also requires "not detected".
+    detection: Optional[dict[str, Any]] = None
+    # Black-box attacks (ZOO): the images the model was asked to classify for this sample; None for a white-box one.
+    queries: Optional[int] = None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -102,6 +110,7 @@ def build_report(result: AttackResult, model: PixelModel, *, model_name: str, im
             extra[k] = v.reshape(-1)[index].item()
         else:
             params[k] = v.item() if isinstance(v, Tensor) else v
+    queries = extra.pop("queries", None)  # a black-box attack's per-sample count (ZOO's oracle)
     entry = ATTACKS.get(result.attack)
     return AttackReport(
         schema=SCHEMA_VERSION, model=model_name, image=image, notes=list(notes or []), attack=result.attack,
@@ -113,6 +122,7 @@ def build_report(result: AttackResult, model: PixelModel, *, model_name: str, im
         device=result.device, group_size=size, stride=stride,
         groups_nonzero=int(groups_nonzero(delta, size, stride)[0]),
         groups_total=int(groups_total(tuple(delta.shape), size, stride)), explanation=explanation, extra=extra,
+        queries=queries,
     )
 
 

@@ -9,8 +9,10 @@ from attacks.params import Param
 from attacks.registry import ATTACKS, AttackEntry, get_attack
 from attacks.strattack import strattack
 from attacks.targets import all_targets, random_targets
+from attacks.zoo import zoo
 
 __all__ = [
     "AttackResult", "Callback", "IterationState", "PixelModel", "Param", "ATTACKS", "AttackEntry", "get_attack",
     "cw_l2", "cov", "ead", "fgm", "ifgm", "pgd", "project_shrink", "strattack", "all_targets", "random_targets",
+    "zoo",
 ]

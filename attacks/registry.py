@@ -16,16 +16,19 @@ from typing import Any, Literal, Optional
 from torch import Tensor
 
 from attacks.base import AttackResult, Callback
+from attacks.closed_form import alg1, alg2, gnm, random_noise
 from attacks.contract import schema
 from attacks.cw import cov, cw_l2
+from attacks.deepfool import deepfool
 from attacks.ead import ead
 from attacks.gradient import fgm, ifgm, pgd
 from attacks.params import Param, check_params
 from attacks.strattack import strattack
+from attacks.zoo import zoo
 
 _NORM_METRIC = {"1": "l1", "2": "l2", "inf": "linf"}
 
-Family = Literal["white-box optimisation", "gradient baseline", "black-box", "closed form"]
+Family = Literal["white-box optimisation", "gradient baseline", "black-box", "closed form", "random baseline"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ _CW = "Carlini & Wagner, Towards Evaluating the Robustness of Neural Networks (S
 _FGM = "Goodfellow, Shlens & Szegedy, Explaining and Harnessing Adversarial Examples (ICLR 2015); as in EAD's Table 2"
 _IFGM = "Kurakin, Goodfellow & Bengio, Adversarial Machine Learning at Scale (ICLR 2017); as in EAD's Table 2"
 _PGD = "Madry et al., Towards Deep Learning Models Resistant to Adversarial Attacks (ICLR 2018)"
+_BALDA = "Balda, Behboodi & Mathar, Perturbation Analysis of Learning Algorithms (arXiv 1812.07385, 2018)"
 
 ATTACKS: dict[str, AttackEntry] = {e.name: e for e in (
     AttackEntry("cw", "C&W L2", cw_l2, "white-box optimisation", "ℓ2", "l2", _CW,
@@ -108,6 +112,21 @@ ATTACKS: dict[str, AttackEntry] = {e.name: e for e in (
                 "Ten FGM steps of ε/10 kept in the ε-ball and the box; no ε: the smallest that succeeds, per image."),
     AttackEntry("pgd", "PGD (Madry)", pgd, "gradient baseline", "‖δ‖_p ≤ ε", "linf", _PGD,
                 "Projected gradient steps from a random start in the ε-ball (40 steps of ε/30 at ε = 0.3 on MNIST)."),
+    AttackEntry("gnm", "GNM (closed form)", gnm, "closed form", "‖η‖_p = ε, one step", "linf", _BALDA,
+                "One closed-form step on the linearised margin (eq. 6): ℓ∞ sign, ℓ2 normalised gradient, ℓ1 one pixel."),
+    AttackEntry("alg1", "Algorithm 1-T", alg1, "closed form", "‖η‖_p ≤ ε, T steps of ε/T", "linf", _BALDA,
+                "T closed-form steps of ε/T on the re-linearised margin, optional dithering (eq. 10); no box."),
+    AttackEntry("alg2", "Algorithm 2", alg2, "closed form", "‖η‖_p = ε, one step", "linf", _BALDA,
+                "One step against the label's own score only (no max over classes): −ε·sign(∇f_k)."),
+    AttackEntry("deepfool", "DeepFool", deepfool, "closed form", "least ‖η‖_p that fools", "linf",
+                "Moosavi-Dezfooli et al., DeepFool (CVPR 2016); as framed by " + _BALDA,
+                "Proposition 1's minimum-norm step to the nearest linearised boundary, iterated (≤ 50)."),
+    # The one attack that aims at nothing: the contract holds it to every promise but finding a targeted example.
+    AttackEntry("random-noise", "Random ±ε noise", random_noise, "random baseline", "‖η‖_p = ε, random", "linf",
+                _BALDA, "Random ±ε noise, the fooling-ratio curves' baseline: how far chance alone gets at the same ε."),
+    AttackEntry("zoo", "ZOO (black-box)", zoo, "black-box", "ℓ2", "l2",
+                "Chen et al., ZOO: Zeroth Order Optimization Based Black-box Attacks (AISec 2017); thesis ch. 3",
+                "C&W's ℓ2 objective on log-probabilities only, by finite-difference coordinate Adam/Newton; counts queries."),
 )}
 
 

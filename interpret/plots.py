@@ -247,17 +247,25 @@ def _short(name: str, n: int = 16) -> str:
 
 
 def loss_figure(history: ArrayLike, *, step_starts: Sequence[int] = (), colour: str = "#444",
-                height: Optional[int] = 260) -> go.Figure:
-    """The objective per iteration, with a dotted line where each new value of c began; log scale when positive."""
+                height: Optional[int] = 260, queries: Optional[Sequence[int]] = None) -> go.Figure:
+    """The objective per iteration, with a dotted line where each new value of c began; log scale when positive.
+
+    ``queries`` (a black-box attack's count after each iteration) puts the queries spent on the x axis instead.
+    """
     y = to_numpy(history).reshape(-1)
-    fig = go.Figure(go.Scatter(x=np.arange(1, len(y) + 1), y=y, mode="lines", line=dict(color=colour, width=1.5),
-                               hovertemplate="iteration %{x}: %{y:.4g}<extra></extra>"))
+    by_queries = queries is not None and len(queries) == len(y)
+    x = np.asarray(queries) if by_queries else np.arange(1, len(y) + 1)
+    unit = "queries" if by_queries else "iteration"
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=1.5),
+                               hovertemplate=unit + " %{x}: %{y:.4g}<extra></extra>"))
     for start in step_starts[1:]:
-        fig.add_vline(x=start + 0.5, line=dict(color="#bbb", width=1, dash="dot"))
-    positive = bool(y.size) and bool((y > 0).all())
+        fig.add_vline(x=(x[start - 1] + x[start]) / 2 if by_queries and 0 < start < len(x) else start + 0.5,
+                      line=dict(color="#bbb", width=1, dash="dot"))
+    finite = y[np.isfinite(y)]  # a black-box image that stopped early has no value for later iterations
+    positive = bool(finite.size) and bool((finite > 0).all())
     fig.update_yaxes(type="log" if positive else "linear", title_text="objective (log)" if positive else "objective",
                      dtick="D2" if positive else None, tickformat="~g")
-    fig.update_xaxes(title_text="iteration (dotted: new c)")
+    fig.update_xaxes(title_text=f"{unit} (dotted: new c)")
     fig.update_layout(showlegend=False)
     return _layout(fig, title="", height=height, colorbar="none")
 

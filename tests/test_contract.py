@@ -21,7 +21,8 @@ from attacks import epsilon_search
 from attacks.registry import ATTACKS, AttackEntry
 
 NAMES = list(ATTACKS)
-BUDGET_CAP = dict(binary_search_steps=3, steps=100, refine_search_steps=1, refine_steps=20)  # reduced for CI
+# Reduced for CI; ZOO's cost is its queries (~1 ms each on one CPU thread), capped per image.
+BUDGET_CAP = dict(binary_search_steps=3, steps=100, refine_search_steps=1, refine_steps=20, max_queries=12_000)
 # Reduced for CI: an ε search tries every grid point below each image's answer (ℓ∞ answers lie ~300 points up the
 # paper's grid); the same range at 10× coarser resolution is 10× fewer tries, and its points are the paper's.
 CAPPED_GRIDS = {norm: (resolution * 10, points // 10) for norm, (resolution, points) in epsilon_search.GRIDS.items()}
@@ -38,7 +39,7 @@ def budget(entry: AttackEntry, **changes) -> dict:
     params = starting_params(entry.name, "mnist", "cpu")
     for name, cap in BUDGET_CAP.items():
         if name in params:
-            params[name] = min(params[name], cap)
+            params[name] = cap if params[name] is None else min(params[name], cap)
     if "kappa" in params:
         params["kappa"] = 1.0  # so that "success" has to mean a margin of κ, not just a flipped prediction
     params.update({k: v for k, v in changes.items() if k in params})  # an attack without a budget knob has none
@@ -67,7 +68,8 @@ def test_result_is_in_the_box_and_agrees_with_the_model(name, runs, mnist_model,
     adv = result.adversarial
     assert adv.shape == x[:N].shape and adv.dtype == torch.float32
     assert adv.min() >= 0 and adv.max() <= 1
-    assert result.success.any(), f"{name} found no adversarial example at its starting budget"
+    if ATTACKS[name].family != "random baseline":  # random noise aims at no target: 0 of 4 is its honest answer
+        assert result.success.any(), f"{name} found no adversarial example at its starting budget"
     with torch.no_grad():
         logits = mnist_model(adv)
     own = logits.gather(1, targets[:N, None]).squeeze(1)

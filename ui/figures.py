@@ -96,4 +96,4 @@ def loss_figure(run: Run, *, height: int = 260) -> go.Figure:
     from interpret.plots import loss_figure as build
 
     return build(run.result.loss_history[:, 0], step_starts=run.trace.step_starts, colour=attack_colour(run.attack),
-                 height=height)
+                 height=height, queries=run.trace.queries or None)

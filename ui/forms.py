@@ -122,7 +122,9 @@ def attack_choice(page: str, default: str = "ead") -> str:
     attack = st.segmented_control("Attack", names, key=keep(attack_key(page), default), required=True,
                                   format_func=short_label, label_visibility="collapsed", wrap=True)
     attack = attack if attack in names else default
-    st.caption(ATTACKS[attack].blurb)
+    black_box = ATTACKS[attack].family == "black-box"
+    st.caption((":violet-badge[:material/visibility_off: black-box: probabilities only] " if black_box else "")
+               + ATTACKS[attack].blurb)
     return attack
 
 

@@ -116,6 +116,8 @@ class LiveRunner:
         def callback(state: IterationState) -> Optional[bool]:
             if observe is not None:
                 observe(state)
+            if "queries" in state.extra:  # kept on the CPU by the attack: reading it never waits for the device
+                trace.queries.append(int(state.extra["queries"][0]))
             if state.binary_step != last["step"]:
                 last["step"] = state.binary_step
                 trace.step_starts.append(state.iteration - 1)
@@ -172,6 +174,8 @@ def progress_text(prefix: str, state: IterationState) -> str:
     for key, label in (("l1", "ℓ1"), ("l2", "ℓ2")):
         if key in state.losses:
             parts.append(f"{label} = {float(state.losses[key][0]):.3g}")
+    if "queries" in state.extra:
+        parts.append(f"{int(state.extra['queries'][0]):,} queries")
     found, total = int(state.best_found.sum()), state.best_found.numel()
     parts.append("adversarial found ✓" if found == total else
                  f"adversarial found for {found}/{total}" if found else "searching")

@@ -42,7 +42,9 @@ def headline(run: Run) -> None:
     else:
         st.error(f"**Failed** — still {after} ({goal}); shown is the original image", icon=":material/cancel:")
     stopped = " · stopped early, best so far" if r.stopped else ""
-    st.caption(f"{run.title} on {run.image_title} · {run.model} · {r.iterations} iterations in "
+    queries = "" if r.queries is None else f" · {r.queries:,} queries"
+    badge = ":violet-badge[:material/visibility_off: black-box: probabilities only] " if r.queries is not None else ""
+    st.caption(f"{badge}{run.title} on {run.image_title} · {run.model} · {r.iterations} iterations{queries} in "
                f"{r.seconds:.2f} s on {r.device} · final c = {r.c:.3g}{stopped}")
 
 
@@ -59,6 +61,9 @@ def metric_cards(run: Run, nu: float) -> None:
         ("IS-ASM", fmt_value(is_asm, 2), f"At ν = {nu:g}: share of δ's ℓ2 energy inside B_ASM, the pixels whose "
                                           "ASM is above its ν-th percentile (StrAttack eq. 23); 1 = all of it."),
     ]
+    if r.queries is not None:  # a black-box attack: what it cost is queries
+        cards.append(("Queries", f"{r.queries:,}", "Images the model was asked to classify (probabilities only) "
+                                                   "for this attack: 2B + 1 an iteration for ZOO."))
     for col, (label, value, help_) in zip(st.columns(len(cards), gap="small"), cards):
         col.metric(label, value, help=help_, border=True)
 
@@ -81,6 +86,7 @@ def metrics_rows(run: Run, nu: float) -> list[tuple[str, str, str]]:
         ("IS-CAM", fmt_value(is_cam, 4), f"top-{100 - nu:g}% of CAM(x₀, t₀)"),
         ("Final c", f"{r.c:.4g}", "binary-search constant"),
         ("Iterations", f"{r.iterations}", "all binary-search steps"),
+        *([("Queries", f"{r.queries:,}", "images the black-box model classified")] if r.queries is not None else []),
         ("Time", f"{r.seconds:.2f}", "seconds"),
         ("Device", r.device, ""),
     ]
@@ -102,7 +108,7 @@ def compare_table(done: Sequence[Run], nu: float) -> None:
         rows.append({"Attack": run.title, "Success": "✓" if r.success else "✗",
                      "Prediction": f"{names[r.pred_before]} → {names[r.pred_after]}", "ℓ0 (px)": r.l0, "ℓ1": r.l1,
                      "ℓ2": r.l2, "ℓ∞": r.linf, "Groups": f"{r.groups_nonzero}/{r.groups_total}", "IS-ASM": is_asm,
-                     "IS-CAM": is_cam, "Iterations": r.iterations, "Time (s)": r.seconds})
+                     "IS-CAM": is_cam, "Iterations": r.iterations, "Queries": r.queries, "Time (s)": r.seconds})
     number = st.column_config.NumberColumn
     st.dataframe(rows, hide_index=True, width="stretch", column_config={
         "ℓ1": number(format="%.3f", help="Σ|δ|"), "ℓ2": number(format="%.3f", help="‖δ‖₂"),

@@ -112,6 +112,7 @@ class Trace:
 
     step_starts: list[int] = field(default_factory=list)
     stopped_by_user: bool = False
+    queries: list[int] = field(default_factory=list)  # a black-box attack's query count after each iteration
 
 
 @dataclass

@@ -37,15 +37,23 @@ def evaluate(model_name: str, attacks: list[AttackSpec], images: list[str], targ
              seed: int = 0, device: torch.device | str = "cpu", chunk: Optional[int] = None,
              backend: str = "in-process", address: Optional[str] = None, workers: Optional[int] = None,
              command: Sequence[str] = (), on_rows: Optional[Callable[[int, int], None]] = None,
-             on_plan: Optional[Callable[[Plan], None]] = None) -> Outcome:
+             on_plan: Optional[Callable[[Plan], None]] = None, craft_on: Optional[Sequence[str]] = None) -> Outcome:
+    """``craft_on``: transfer — every attack runs on these models (several: the mean of their logits) and
+    ``model_name`` judges the examples; the rows then hold the target's success and the source's."""
     from advlens.models import load_model
 
+    if craft_on:
+        from advlens.crafting import check_compatible, parse_sources
+
+        craft_on = parse_sources(craft_on)
+        check_compatible(craft_on, model_name)
     out = Path(out)
     check_writable(out)
     check_readable(out / DB_NAME)
     device = torch.device(device)
     planner = load_model(model_name, device)
-    plan = make_plan(model_name, planner, attacks, images, targets, seed, chunk)
+    plan = make_plan(model_name, planner, attacks, images, targets, seed, chunk,
+                     craft_on=list(craft_on) if craft_on else None)
     runner = InProcess(planner, model_name) if backend == "in-process" else \
         make_backend(backend, model_name, device, address=address, workers=workers)
     if on_plan:
@@ -56,6 +64,8 @@ def evaluate(model_name: str, attacks: list[AttackSpec], images: list[str], targ
                 "model": model_name, "targets": targets, "seed": seed, "images": images, "backend": runner.name,
                 "attacks": [{"attack": a.attack, "params": a.given, "sweep": a.sweep} for a in attacks],
             }
+            if craft_on:
+                spec["craft_on"] = list(craft_on)
             run = store.start_run(command, spec)
             outcome = run_plan(plan, store, runner, run=run, on_rows=on_rows)
             store.finish_run(run)

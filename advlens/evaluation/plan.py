@@ -14,7 +14,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from advlens.evaluation.spec import AttackSpec
+from advlens.evaluation.spec import AttackSpec, params_key
 from advlens.evaluation.store import UNTARGETED
 from advlens.images import load_image
 from advlens.models import get_spec
@@ -35,6 +35,7 @@ class Chunk:
     which: list[int]  # the row of ``pixels`` each case attacks
     notes: list[list[str]]
     seed: int
+    craft_on: Optional[list[str]] = None  # transfer: craft on these models (mean logits), judge on the plan's model
 
     def __len__(self) -> int:
         return len(self.images)
@@ -47,7 +48,8 @@ class Chunk:
         """The same chunk restricted to cases ``keep`` (what another run has not stored yet)."""
         return Chunk(self.attack, self.params, self.key, [self.images[i] for i in keep],
                      [self.labels[i] for i in keep], None if self.targets is None else [self.targets[i] for i in keep],
-                     self.pixels, [self.which[i] for i in keep], [self.notes[i] for i in keep], self.seed)
+                     self.pixels, [self.which[i] for i in keep], [self.notes[i] for i in keep], self.seed,
+                     self.craft_on)
 
     def inputs(self) -> Tensor:
         """(n, C, H, W): one image per case (an image attacked towards nine targets appears nine times)."""
@@ -89,7 +91,9 @@ def _predictions(model: PixelModel, x: Tensor, batch: int = 64) -> Tensor:
 
 
 def make_plan(model_name: str, model: PixelModel, specs: list[AttackSpec], refs: list[str], mode: str, seed: int,
-              chunk_size: Optional[int] = None) -> Plan:
+              chunk_size: Optional[int] = None, craft_on: Optional[list[str]] = None) -> Plan:
+    """``craft_on``: transfer — the attacks run on these models and the rows judge on ``model_name``; the store's
+    parameter key then carries ``craft_on``, so transfer rows never meet white-box rows."""
     spec = get_spec(model_name)
     loaded = [load_image(ref, spec) for ref in refs]
     x = torch.cat([im.tensor for im in loaded])
@@ -120,7 +124,7 @@ def make_plan(model_name: str, model: PixelModel, specs: list[AttackSpec], refs:
         size -= size % (k - 1)  # an image's targets stay in one chunk
     chunks, requests = [], []
     for attack in specs:
-        key = attack.key
+        key = attack.key if not craft_on else params_key({**attack.params, "craft_on": list(craft_on)})
         sweep_value = "" if attack.sweep is None else json.dumps(attack.sweep_value)
         for i, t, avg in cases:
             requests.append((model_name, loaded[i].ref, t, attack.attack, key, mode, avg, attack.sweep or "", sweep_value))
@@ -135,5 +139,6 @@ def make_plan(model_name: str, model: PixelModel, specs: list[AttackSpec], refs:
                 targets=None if mode == "untargeted" else [t for _, t, _ in part],
                 pixels=x[distinct], which=[distinct.index(i) for i in index], notes=[list(loaded[i].notes) for i in index],
                 seed=stable_int(seed, model_name, attack.attack, key, loaded[first[0]].ref, first[1]),
+                craft_on=list(craft_on) if craft_on else None,
             ))
     return Plan(model_name, chunks, requests, skipped)

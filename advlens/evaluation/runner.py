@@ -22,13 +22,21 @@ from attacks.registry import get_attack
 
 
 def run_chunk(model: PixelModel, model_name: str, chunk: Chunk) -> list[dict[str, Any]]:
-    """Attack every case of ``chunk`` in one batch; one store row per case."""
+    """Attack every case of ``chunk`` in one batch; one store row per case. With ``chunk.craft_on`` the attack runs
+    on those models and ``model`` judges the examples (transfer)."""
     torch.manual_seed(chunk.seed)
     device = model.device
     x = chunk.inputs().to(device)
     labels = torch.tensor(chunk.labels, device=device)
     targets = None if chunk.targets is None else torch.tensor(chunk.targets, device=device)
-    result = get_attack(chunk.attack)(model, x, labels, targets, **chunk.params)
+    source_success = None
+    if chunk.craft_on:
+        from advlens.crafting import cached_source, judge
+
+        source = cached_source(tuple(chunk.craft_on), model_name, str(device))
+        result, source_success = judge(get_attack(chunk.attack)(source, x, labels, targets, **chunk.params), model)
+    else:
+        result = get_attack(chunk.attack)(model, x, labels, targets, **chunk.params)
     delta = result.perturbation.detach().float().cpu()
     tops = (top_classes(model, result.original), top_classes(model, result.adversarial))
     rows = []
@@ -36,7 +44,9 @@ def run_chunk(model: PixelModel, model_name: str, chunk: Chunk) -> list[dict[str
         report = build_report(result, model, model_name=model_name, image=image, notes=chunk.notes[i], index=i,
                               tops=tops)
         report.seconds = result.seconds / len(chunk)  # the chunk's time, shared evenly by its cases
-        queries = report.extra.get("queries")
+        if source_success is not None:
+            report.craft_on, report.source_success = list(chunk.craft_on or ()), bool(source_success[i])
+        queries = report.queries  # a black-box attack's count (ZOO); None for a white-box one
         rows.append({
             "model": model_name, "image": image, "target": target, "attack": chunk.attack, "params": chunk.key,
             "label": report.label, "success": int(report.success), "pred_after": report.pred_after,
@@ -89,7 +99,8 @@ def pending(plan: Plan, store: ResultStore) -> list[Chunk]:
 class Progress:
     """One line on stderr: rows done, rows per second, time left."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, every: float = 2.0) -> None:
+    def __init__(self, total: int, stream: Optional[TextIO] = None, every: float = 2.0) -> None:
+        stream = sys.stderr if stream is None else stream  # the stream of now, not of import time (pytest swaps it)
         self.total, self.done, self.stream, self.every = total, 0, stream, every
         self.start = self.last = time.perf_counter()
         self.tty = stream.isatty()
