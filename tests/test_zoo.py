@@ -60,6 +60,14 @@ def watched(model, x, labels, targets, **params):
     return result, watch.rows, watch.grad_enabled
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_weight_gradients_yet(mnist_model):
+    """The session's model is shared: test_peers' torchattacks and ART call ``.backward()`` through it and leave
+    weight gradients behind. This module asserts that ZOO leaves none, so it starts from none."""
+    for p in mnist_model.parameters():
+        p.grad = None
+
+
 @pytest.fixture(scope="module")
 def adam(mnist_model, mnist_digits):
     """ZOO-ADAM on the first 5 digits at the app's CPU budget (141k queries: the cost of this module)."""
