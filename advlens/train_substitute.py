@@ -1,6 +1,6 @@
 """The substitute-model black-box baseline (Papernot et al., as the thesis runs it for Table 1).
 
-    python -m advlens.train_substitute [--holdout 150] [--rounds 5] [--epochs 10] [--lmbda 0.1] [--seed 0]
+    python -m advlens.train_substitute [--holdout 150] [--rounds 5] [--epochs 10] [--lmbda 0.1] [--seed 0] [--out DIR]
     python -m advlens.train_substitute --transfer 20 [--cw-steps 2000]   # + FGSM / C&W transfer table
 
 The attacker owns 150 digits (the last 150 of the held-out split, never trained on and disjoint from the gallery
@@ -14,7 +14,8 @@ at the thesis's 5 rounds. λ's sign flips every 3 rounds as in cleverhans' ``mni
 epochs (cleverhans: 10).
 
 Writes ``advlens/data/mnist_substitute.pt`` (float32 state dict) and ``mnist_substitute.json`` (label queries,
-agreement with the target on the other held-out digits, settings, seconds, command). The model registry offers it
+agreement with the target on the other held-out digits, settings, seconds, command), or the same two files in
+``--out DIR`` (where an earlier run's files there are the cache). The model registry offers it
 as ``mnist-substitute``, so any attack can be crafted on it and judged on the target with the CLI's
 ``--craft-on mnist-substitute``. ``--transfer N`` then crafts targeted FGSM (ε = 0.4) and C&W (κ = 20, 2,000
 iterations per c) on the substitute for the first N gallery digits (a fixed random wrong target each, seed 0) and
@@ -25,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,12 +37,12 @@ from torch import Tensor, nn
 
 from advlens.models import DATA_DIR
 from advlens.nets import MnistCNN
+from advlens.train_mnist import command, fit, save_net
 from attacks.cw import Adam
 from attacks.model import PixelModel
 from attacks.oracle import QueryOracle
 
 SUBSTITUTE_WEIGHTS = DATA_DIR / "mnist_substitute.pt"
-SUBSTITUTE_REPORT = DATA_DIR / "mnist_substitute.json"
 
 
 @dataclass(frozen=True)
@@ -81,21 +80,23 @@ def jacobian_augment(substitute: PixelModel, x: Tensor, labels: Tensor, lmbda: f
     return (x.detach() + lmbda * grad.sign()).clamp(0.0, 1.0)
 
 
+class _ConstantAdam:
+    """attacks.cw.Adam on each parameter at a constant rate: torch.optim.Adam's arithmetic without its first-step
+    import of torch._dynamo (8 s here)."""
+
+    def __init__(self, net: nn.Module, lr: float, total_steps: int) -> None:
+        self.params = list(net.parameters())
+        self.adams = [Adam(p, lr) for p in self.params]
+
+    def step(self, loss: Tensor) -> None:
+        for adam, grad in zip(self.adams, torch.autograd.grad(loss, self.params)):
+            adam.step(grad)
+
+
 def _train(net: nn.Module, x: Tensor, y: Tensor, s: SubstituteSettings, generator: torch.Generator) -> None:
-    model = PixelModel(net, (0.0,), (1.0,), channels_last=False)
-    net.train()
-    # attacks.cw.Adam has torch.optim.Adam's arithmetic without its first-step import of torch._dynamo (8 s here).
-    optimisers = [Adam(p, s.learning_rate) for p in net.parameters()]
-    for _ in range(s.epochs):
-        order = torch.randperm(x.shape[0], generator=generator)
-        for i in range(0, x.shape[0], s.batch_size):
-            pick = order[i:i + s.batch_size]
-            logits = model.net(x[pick])  # the net directly: PixelModel pins eval mode, dropout must train here
-            loss = nn.functional.cross_entropy(logits, y[pick])
-            grads = torch.autograd.grad(loss, list(net.parameters()))
-            for optimiser, grad in zip(optimisers, grads):
-                optimiser.step(grad)
-    net.eval()
+    """One round: ``s.epochs`` epochs of batches of ``s.batch_size``, unshifted, dropout on, Adam at a constant rate."""
+    fit(net, x, y, epochs=s.epochs, seed=generator, batch=s.batch_size, lr=s.learning_rate, max_shift=0,
+        optimiser=_ConstantAdam, log=None)
 
 
 def train_substitute(target: PixelModel, s: SubstituteSettings = SubstituteSettings()) -> tuple[PixelModel, dict]:
@@ -180,27 +181,28 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--retrain", action="store_true", help="train even when the cached substitute exists")
     parser.add_argument("--transfer", type=int, default=0, metavar="N", help="then craft on it for N gallery digits")
     parser.add_argument("--cw-steps", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=DATA_DIR, help="folder of the weights and their record")
     args = parser.parse_args(argv)
     from advlens.models import load_model
 
     target = load_model("mnist-cnn")
     settings = SubstituteSettings(holdout=args.holdout, rounds=args.rounds, epochs=args.epochs, lmbda=args.lmbda,
                                   seed=args.seed)
-    substitute = None if args.retrain else load_substitute()
-    if substitute is not None and SUBSTITUTE_REPORT.exists():
-        record = json.loads(SUBSTITUTE_REPORT.read_text())
+    weights = args.out / SUBSTITUTE_WEIGHTS.name
+    substitute = None if args.retrain else load_substitute(weights)
+    if substitute is not None and weights.with_suffix(".json").exists():
+        record = json.loads(weights.with_suffix(".json").read_text())
         if record.get("settings") != asdict(settings):
             substitute = None  # cached for other settings
     if substitute is None:
         substitute, record = train_substitute(target, settings)
         record["agreement"] = agreement(substitute, target)
-        record["command"] = "python -m advlens.train_substitute " + shlex.join(argv if argv is not None else sys.argv[1:])
-        torch.save(substitute.net.state_dict(), SUBSTITUTE_WEIGHTS)
-        SUBSTITUTE_REPORT.write_text(json.dumps(record, indent=2) + "\n")
+        record["command"] = command("train_substitute", argv)
+        save_net(substitute.net, weights, record)
         print(f"trained in {record['seconds']} s: {record['label_queries']} label queries, "
-              f"agrees with the target on {record['agreement']:.1%} of 500 unseen digits → {SUBSTITUTE_WEIGHTS}")
+              f"agrees with the target on {record['agreement']:.1%} of 500 unseen digits → {weights}")
     else:
-        print(f"cached: {SUBSTITUTE_WEIGHTS} ({record['label_queries']} label queries)")
+        print(f"cached: {weights} ({record['label_queries']} label queries)")
     if args.transfer:
         print(json.dumps(transfer(substitute, target, args.transfer, cw_steps=args.cw_steps), indent=2))
     return 0

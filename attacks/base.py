@@ -50,7 +50,7 @@ class AttackResult:
     success: Tensor  # (N,) bool
     labels: Tensor  # (N,) true classes t0
     targets: Optional[Tensor]  # (N,) target classes t, None for an untargeted attack
-    const: Tensor  # (N,) final c of the binary search
+    const: Tensor  # (N,) c of the kept result; where none succeeded, the last c tried
     loss_history: Tensor  # (iterations, N) total objective per iteration, on the CPU
     iterations: int
     seconds: float
@@ -65,6 +65,13 @@ class AttackResult:
     @property
     def targeted(self) -> bool:
         return self.targets is not None
+
+    def select(self, rows: int | slice | Tensor) -> AttackResult:
+        """The result of some of the batch's samples; an int keeps the batch dimension (one row)."""
+        index = slice(rows, rows + 1) if isinstance(rows, int) else rows
+        per_sample: dict[str, Any] = {k: v[index] for k, v in self.__dict__.items()
+                                      if isinstance(v, Tensor) and k != "loss_history"}
+        return replace(self, **per_sample, loss_history=self.loss_history[:, index])
 
     def to(self, device: torch.device | str) -> AttackResult:
         moved: dict[str, Any] = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, Tensor)}

@@ -25,7 +25,6 @@ an iteration is one grid point); with a given ε an iteration is one linearisati
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Optional
 
@@ -35,7 +34,7 @@ from torch import Tensor
 
 from attacks.base import AttackResult, Callback, IterationState
 from attacks.contract import declare
-from attacks.driver import wants_stop
+from attacks.driver import Run, stops
 from attacks.epsilon_search import Groups, paper_grid, search
 from attacks.model import PixelModel
 from attacks.params import Param, with_default
@@ -271,11 +270,8 @@ def _judge(model: PixelModel, x0: Tensor, eta: Tensor, labels: Tensor, targets: 
 def run_attack(name: str, perturb: PerturbFn, model: PixelModel, inputs: Tensor, labels: Tensor,
                targets: Optional[Tensor], epsilon: Optional[float], p: float, steps: int,
                callback: Optional[Callback], params: dict) -> AttackResult:
-    started = time.perf_counter()
-    device = model.device
-    x0 = inputs.detach().to(device, torch.float32)
-    labels = labels.to(device)
-    targets = None if targets is None else targets.to(device)
+    run = Run.start(name, model, inputs, labels, targets)
+    x0, labels, targets, device = run.x0, run.labels, run.targets, run.device
     n = x0.shape[0]
 
     def groups(idx: Tensor, eps: Tensor) -> Groups:
@@ -300,12 +296,9 @@ def run_attack(name: str, perturb: PerturbFn, model: PixelModel, inputs: Tensor,
             adv, ok, m = _judge(model, x0, eta, labels, targets)
             history[t - 1] = m
             best, found = adv.where(ok[:, None, None, None], x0), ok
-            if callback is None:
-                return False
-            s = IterationState(attack=name, iteration=t, total_iterations=steps, binary_step=0, step=t - 1,
-                               current=adv, losses={"margin": m}, success=ok, best=best,
-                               best_found=ok, const=eps)
-            stopped = wants_stop(callback(s))
+            stopped = stops(callback, lambda: IterationState(
+                attack=name, iteration=t, total_iterations=steps, binary_step=0, step=t - 1, current=adv,
+                losses={"margin": m}, success=ok, best=best, best_found=ok, const=eps))
             return stopped
 
         with torch.no_grad():
@@ -313,13 +306,10 @@ def run_attack(name: str, perturb: PerturbFn, model: PixelModel, inputs: Tensor,
             faithful = fooled(model(x0 + eta), labels, targets)
         const = eps
         eps_found = torch.full((n,), float(epsilon), dtype=torch.float64).where(found.cpu(), math.nan)
-    history_cpu = history[:done].cpu()
     extra = {"epsilon_found": eps_found}
     if faithful is not None:
         extra["faithful_success"] = faithful.cpu()
-    return AttackResult(attack=name, original=x0, adversarial=best, success=found, labels=labels, targets=targets,
-                        const=const, loss_history=history_cpu, iterations=done, seconds=time.perf_counter() - started,
-                        device=str(device), stopped=stopped, params={**params, **extra})
+    return run.result(best, found, const, history, done, stopped, {**params, **extra})
 
 
 @declare(NORM, EPSILON, CLIP)

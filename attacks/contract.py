@@ -36,9 +36,7 @@ def declare(*params: Param) -> Callable[[F], F]:
 
         @functools.wraps(fn)
         def checked(model: Any, inputs: Any, labels: Any, targets: Any = None, **kwargs: Any) -> Any:
-            callback = kwargs.pop("callback", None)
-            if callback is not None and not callable(callback):
-                raise ValueError(f"callback must be a function of the iteration state; got {type(callback).__name__}.")
+            callback = check_callback(kwargs.pop("callback", None))
             values = check_params(params, kwargs, fn.__name__)
             inputs, labels, targets = check_call(model, inputs, labels, targets)
             return fn(model, inputs, labels, targets, callback=callback, **values)
@@ -47,6 +45,13 @@ def declare(*params: Param) -> Callable[[F], F]:
         return checked  # type: ignore[return-value]
 
     return wrap
+
+
+def check_callback(callback: Any) -> Any:
+    """``callback`` itself when it is None or callable; anything else is one sentence."""
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be a function of the iteration state; got {type(callback).__name__}.")
+    return callback
 
 
 def schema(fn: Callable[..., Any]) -> tuple[Param, ...]:

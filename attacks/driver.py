@@ -33,6 +33,41 @@ class Optimiser(Protocol):
     def step(self, k: int) -> Step: ...
 
 
+@dataclass
+class Run:
+    """One attack call: its batch on the model's device and its clock."""
+
+    name: str
+    device: torch.device
+    started: float
+    x0: Tensor
+    labels: Tensor
+    targets: Optional[Tensor]
+
+    @classmethod
+    def start(cls, name: str, model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optional[Tensor]) -> Run:
+        started, device = time.perf_counter(), model.device
+        return cls(name, device, started, inputs.detach().to(device, torch.float32), labels.to(device),
+                   None if targets is None else targets.to(device))
+
+    def result(self, adversarial: Tensor, success: Tensor, const: Tensor, history: Tensor, iterations: int,
+               stopped: bool, params: dict) -> AttackResult:
+        """The run's result: waits for the device once (``seconds`` is then the run's), history to the host."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return AttackResult(
+            attack=self.name, original=self.x0, adversarial=adversarial, success=success, labels=self.labels,
+            targets=self.targets, const=const, loss_history=history[:iterations].cpu(), iterations=iterations,
+            seconds=time.perf_counter() - self.started, device=str(self.device), stopped=stopped, params=params,
+        )
+
+
+def stops(callback: Optional[Callback], state: Callable[[], IterationState]) -> bool:
+    """Show ``callback`` the iteration's ``state()``; True when it asks to stop. Without a callback the state is
+    never built, so an attack run without one reads nothing back from the device per iteration."""
+    return callback is not None and wants_stop(callback(state()))
+
+
 def wants_stop(answer: object) -> bool:
     """A callback's answer: True (or a one-element true tensor) stops the attack; False or None goes on."""
     if answer is None or isinstance(answer, bool):
@@ -64,11 +99,8 @@ def minimise_over_const(
     The loop never reads a tensor back to the host except for the early-abort test (ten times per value of c)
     and whatever the callback itself reads.
     """
-    started = time.perf_counter()
-    device = model.device
-    x0 = inputs.detach().to(device, torch.float32)
-    labels = labels.to(device)
-    targets = None if targets is None else targets.to(device)
+    run = Run.start(name, model, inputs, labels, targets)
+    x0, labels, targets, device = run.x0, run.labels, run.targets, run.device
     n = x0.shape[0]
 
     search = ConstSearch(initial_const, n, device)
@@ -90,15 +122,12 @@ def minimise_over_const(
             best.update(s.candidate, s.distance, success, const)
             history[done] = s.objective.detach()
             done += 1
-            if callback is not None:
-                state = IterationState(
+            if stops(callback, lambda: IterationState(
                     attack=name, iteration=done, total_iterations=total, binary_step=binary_step, step=k,
                     current=s.candidate, losses=s.losses, success=success, best=best.adversarial,
-                    best_found=best.found, const=const, extra=s.extra,
-                )
-                if wants_stop(callback(state)):
-                    stopped = True
-                    break
+                    best_found=best.found, const=const, extra=s.extra)):
+                stopped = True
+                break
             if abort_early and k % check == 0:  # iterations 0, s/10, 2s/10, … as in the references
                 # The batch's summed objective, as Carlini's reference, the EAD code and foolbox test it.
                 objective = s.objective.detach().sum()
@@ -109,10 +138,5 @@ def minimise_over_const(
             break
         search.update(found)
 
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return AttackResult(
-        attack=name, original=x0, adversarial=best.adversarial, success=best.found, labels=labels,
-        targets=targets, const=torch.where(best.found, best.const, search.const), loss_history=history[:done].cpu(),
-        iterations=done, seconds=time.perf_counter() - started, device=str(device), stopped=stopped, params=params,
-    )
+    return run.result(best.adversarial, best.found, torch.where(best.found, best.const, const), history, done,
+                      stopped, params)

@@ -5,6 +5,10 @@ only: no logits, no gradients, no parameters. It counts, per attacked image, how
 image's behalf (a *query* is one image through the model), so an attack cannot under-report its cost: the count
 is kept by the wrapper, not by the attack.
 
+Large images are never held whole: :meth:`QueryOracle.probabilities_of` takes a function that builds rows
+[start, stop) of the query batch and calls it one forward chunk at a time, so N × (2B + 1) ImageNet queries
+(1.5 GB at N = 10, B = 128) exist only a chunk at a time.
+
 Finite differences of h = 1e-4 (ZOO's eq. 12) do not survive TF32, which keeps 10 mantissa bits: on CUDA the
 wrapper runs its forward passes with TF32 off for convolutions and matrix products (restored afterwards), or, with
 ``dtype=torch.float64``, on a float64 copy of the network.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Optional
 
 import torch
@@ -63,21 +67,48 @@ class QueryOracle:
     def num_classes(self) -> Optional[int]:
         return self._model.num_classes
 
-    @torch.no_grad()
+    def chunk_rows(self, image_numel: int) -> int:
+        """Query images per forward pass for images of ``image_numel`` input elements."""
+        return max(1, self.row_elements // max(1, image_numel))
+
     def probabilities(self, x: Tensor, owners: list[int], per_owner: int = 1) -> Tensor:
         """F(x) for the rows of ``x`` (R, C, H, W), in [0,1]. Row r belongs to image ``owners[r // per_owner]``."""
-        rows = x.shape[0]
+        return self.probabilities_of(lambda start, stop: x[start:stop], x.shape[0], x[0].numel(), owners,
+                                     per_owner)[0]
+
+    @torch.no_grad()
+    def probabilities_of(self, build: Callable[[int, int], Tensor], rows: int, image_numel: int, owners: list[int],
+                         per_owner: int = 1, measure: Optional[Callable[[Tensor, int, int], Tensor]] = None,
+                         ) -> tuple[Tensor, Optional[Tensor]]:
+        """F of ``rows`` query images that ``build(start, stop)`` makes a forward chunk at a time, so the whole
+        (rows, C, H, W) batch never exists at once; row r belongs to image ``owners[r // per_owner]``.
+
+        ``measure(x, start, stop)``, if given, maps each built chunk to one value per row that the caller needs
+        from the query images themselves (ZOO: ‖x − x₀‖₂²); the values come back concatenated, else None.
+        """
         if len(owners) * per_owner != rows:
             raise ValueError(f"{rows} query images for {len(owners)} owners × {per_owner} rows each.")
         for i in owners:
             self.queries[i] += per_owner
         self.rows_seen += rows
-        chunk = max(1, self.row_elements // max(1, x[0].numel()))
-        x = x.to(self.device, self.dtype)
+        chunk = self.chunk_rows(image_numel)
+        probs, measured = [], []
         with no_tf32() if self.device.type == "cuda" else contextlib.nullcontext():
-            parts = [self._model(x[i:i + chunk]).softmax(1) for i in range(0, rows, chunk)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+            for start in range(0, rows, chunk):
+                stop = min(rows, start + chunk)
+                x = build(start, stop)
+                if x.shape[0] != stop - start or x[0].numel() != image_numel:  # the count must be what was run
+                    raise ValueError(f"build({start}, {stop}) gave {x.shape[0]} images of {x[0].numel()} elements; "
+                                     f"expected {stop - start} of {image_numel}.")
+                probs.append(self._model(x.to(self.device, self.dtype)).softmax(1))
+                if measure is not None:
+                    measured.append(measure(x, start, stop))
+        return _joined(probs), (_joined(measured) if measure is not None else None)
 
     def counts(self) -> Tensor:
         """Queries per image, (N,) long, on the CPU."""
         return torch.tensor(self.queries, dtype=torch.long)
+
+
+def _joined(parts: list[Tensor]) -> Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)

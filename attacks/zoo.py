@@ -46,7 +46,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -55,12 +55,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from attacks.base import AttackResult, Callback, IterationState
-from attacks.contract import declare
-from attacks.driver import wants_stop
+from attacks.contract import check_call, check_callback, declare
+from attacks.driver import Run, stops
 from attacks.losses import hinge_loss, is_adversarial, logit_margin
 from attacks.model import PixelModel
 from attacks.oracle import QueryOracle, no_tf32
-from attacks.params import ABORT_EARLY, BINARY_SEARCH_STEPS, INITIAL_CONST, KAPPA, STEPS, Param, with_default
+from attacks.params import ABORT_EARLY, BINARY_SEARCH_STEPS, INITIAL_CONST, KAPPA, STEPS, Param, check_params, with_default
 from attacks.search import BestTracker, ConstSearch
 
 Solver = Literal["adam", "newton", "adam-newton"]
@@ -162,13 +162,36 @@ class Problem:
             return (x0 + (torch.tanh(self.w0[rows] + y) - self.tanh_w0[rows]) / 2).clamp(0.0, 1.0)
         return (x0 + y).clamp(0.0, 1.0)
 
+    def distance(self, x: Tensor, rows: Tensor) -> Tensor:
+        """‖x − x₀‖₂² per row, in float64."""
+        return (x.double() - self.x0[rows].double()).flatten(1).square().sum(1)
+
     def loss(self, probs: Tensor, x: Tensor, rows: Tensor, const: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(objective, f, margin, ‖δ‖₂²) per row, in float64: ‖x − x₀‖₂² + c·f(x, t) with f of eq. 10/11."""
+        return self.loss_at(probs, self.distance(x, rows), rows, const)
+
+    def loss_at(self, probs: Tensor, l2sq: Tensor, rows: Tensor, const: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         scores = torch.log(probs.double() + _LOG_FLOOR)
         margin = logit_margin(scores, self.labels[rows], None if self.targets is None else self.targets[rows])
         f = hinge_loss(margin, self.s.kappa)  # eq. 10 (targeted) / eq. 11 (untargeted) on log F
-        l2sq = (x.double() - self.x0[rows].double()).flatten(1).square().sum(1)
         return l2sq + const[rows].double() * f, f, margin, l2sq
+
+
+def _query_rows(problem: Problem, y: Tensor, idx: Tensor, rows: Tensor, h: float, side: tuple[int, int]
+                ) -> Callable[[int, int], Tensor]:
+    """build(start, stop): rows [start, stop) of the N × (2B + 1) query images, row j of image i being y_i (j = 0),
+    y_i + h e_idx[i, j−1] (1 ≤ j ≤ B) or y_i − h e_idx[i, j−B−1] (B < j ≤ 2B), mapped to image space."""
+    n, b = idx.shape
+    flat = y.flatten(1)
+    signs = torch.cat([flat.new_zeros(1), flat.new_full((b,), h), flat.new_full((b,), -h)])
+
+    def build(start: int, stop: int) -> Tensor:
+        r = torch.arange(start, stop, device=flat.device)
+        i, j = r // (2 * b + 1), r % (2 * b + 1)
+        q = flat[i].scatter_add(1, idx[i, (j - 1).remainder(b)][:, None], signs[j][:, None])
+        return problem.images(q.view(-1, y.shape[1], *side), rows[i])
+
+    return build
 
 
 def _sample(u: Tensor, prob: Optional[Tensor], n: int, b: int) -> Tensor:
@@ -245,12 +268,9 @@ def _step(state: _State, rows: Tensor, idx: Tensor, grad: Tensor, hess: Tensor, 
 
 def _run(name: str, model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optional[Tensor], s: Settings,
          callback: Optional[Callback], white_box: bool = False) -> AttackResult:
-    started = time.perf_counter()
-    device = model.device
+    run = Run.start(name, model, inputs, labels, targets)
+    x0, labels, targets, device = run.x0, run.labels, run.targets, run.device
     dtype = torch.float64 if s.precision == "float64" else torch.float32
-    x0 = inputs.detach().to(device, torch.float32)
-    labels = labels.to(device)
-    targets = None if targets is None else targets.to(device)
     n, channels, height, width = x0.shape
     oracle = QueryOracle(model, n, dtype=dtype)
     problem = Problem(x0, labels, targets, s, dtype)
@@ -301,20 +321,19 @@ def _run(name: str, model: PixelModel, inputs: Tensor, labels: Tensor, targets: 
                         state.prob = _importance(state.y, state.side)
                     prob = state.prob
                 idx = _sample(u.to(device, dtype), None if prob is None else prob[rows], na, b)
-                queries = y.flatten(1)[:, None, :].repeat(1, 2 * b + 1, 1)  # row 0: y; 1..B: +h e_i; B+1..2B: −h e_i
-                step = torch.full((na, b, 1), s.h, dtype=dtype, device=device)
-                queries[:, 1:b + 1].scatter_add_(2, idx[:, :, None], step)
-                queries[:, b + 1:].scatter_add_(2, idx[:, :, None], -step)
-                owner = rows.repeat_interleave(2 * b + 1)
-                x = problem.images(queries.view(-1, channels, *state.side), owner)
-                probs = oracle.probabilities(x, active, per_owner=2 * b + 1)
-                loss, f, margin, l2sq = (t.view(na, 2 * b + 1) for t in problem.loss(probs, x, owner, const))
+                per = 2 * b + 1
+                owner = rows.repeat_interleave(per)
+                build = _query_rows(problem, y, idx, rows, s.h, state.side)  # a chunk of the N × (2B+1) at a time
+                probs, dist = oracle.probabilities_of(build, na * per, channels * height * width, active, per,
+                                                      measure=lambda x, a, z: problem.distance(x, owner[a:z]))
+                assert dist is not None
+                loss, f, margin, l2sq = (t.view(na, per) for t in problem.loss_at(probs, dist, owner, const))
                 plus, minus, centre = loss[:, 1:b + 1], loss[:, b + 1:], loss[:, :1]
                 grad = (plus - minus) / (2 * s.h)  # eq. 12
                 hess = (plus - 2 * centre + minus) / (s.h * s.h)  # eq. 13
                 _step(state, rows, idx, grad.to(dtype), hess.to(dtype), s, _box(problem, state, s))
                 objective, f, margin, l2sq = loss[:, 0], f[:, 0], margin[:, 0], l2sq[:, 0]
-                x_now = x.view(na, 2 * b + 1, channels, height, width)[:, 0]
+                x_now = problem.images(y, rows)  # query row 0 of each image: y itself
             success = is_adversarial(margin, s.kappa)
             if s.reset_adam:
                 first = success & ~stage[rows]
@@ -330,16 +349,13 @@ def _run(name: str, model: PixelModel, inputs: Tensor, labels: Tensor, targets: 
             for key, value in (("f", f), ("l2", l2sq.sqrt()), ("objective", objective)):
                 shown[key][rows] = value.float()
             done += 1
-            if callback is not None:
-                counts = oracle.counts()  # on the CPU: the oracle counts on the host, so reading it never syncs
-                state_view = IterationState(
+            # The query counts live on the host (the oracle counts there), so reading them never syncs.
+            if stops(callback, lambda: IterationState(
                     attack=name, iteration=done, total_iterations=total, binary_step=binary_step, step=k,
                     current=current, losses=dict(shown), success=success_all, best=best.adversarial,
-                    best_found=best.found, const=const, extra={"queries": counts},
-                )
-                if wants_stop(callback(state_view)):
-                    stopped = True
-                    break
+                    best_found=best.found, const=const, extra={"queries": oracle.counts()})):
+                stopped = True
+                break
             if s.abort_early and k % s.abort_every == 0:  # iterations 0, a, 2a, …: the code's early stop
                 values = objective.tolist()
                 keep = []
@@ -353,15 +369,10 @@ def _run(name: str, model: PixelModel, inputs: Tensor, labels: Tensor, targets: 
             break
         search.update(found)
 
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
     params = {field: getattr(s, field) for field in Settings.__dataclass_fields__}
     params["queries"] = oracle.counts()
-    return AttackResult(
-        attack=name, original=x0, adversarial=best.adversarial, success=best.found, labels=labels, targets=targets,
-        const=torch.where(best.found, best.const, search.const), loss_history=history[:done].cpu(), iterations=done,
-        seconds=time.perf_counter() - started, device=str(device), stopped=stopped, params=params,
-    )
+    return run.result(best.adversarial, best.found, torch.where(best.found, best.const, const), history, done,
+                      stopped, params)
 
 
 def _box(problem: Problem, state: _State, s: Settings) -> Optional[tuple[Tensor, Tensor]]:
@@ -434,8 +445,8 @@ def estimate_gradient(model: PixelModel, inputs: Tensor, labels: Tensor, targets
 
 
 def _settings(values: dict) -> Settings:
-    defaults = {p.name: p.default for p in PARAMS}
-    return Settings(**{**defaults, **values})
+    """The settings named in ``values`` (other keys ignored), the schema's defaults for the rest."""
+    return Settings(**{p.name: values.get(p.name, p.default) for p in PARAMS})
 
 
 @declare(*PARAMS)
@@ -470,47 +481,17 @@ def zoo(
 
     ``result.params["queries"]`` holds the images each sample had the model evaluate (2B + 1 per iteration it ran).
     """
-    s = Settings(solver=solver, kappa=kappa, initial_const=initial_const, binary_search_steps=binary_search_steps,
-                 steps=steps, coordinates=coordinates, max_queries=max_queries, abort_early=abort_early,
-                 abort_every=abort_every, learning_rate=learning_rate, h=h, box=box, attack_size=attack_size,
-                 double_at=double_at, double_again_at=double_again_at, importance=importance, reset_adam=reset_adam,
-                 coordinate_seed=coordinate_seed, precision=precision)
+    s = _settings(locals())  # the keyword arguments above, by name
     return _run("zoo", model, inputs, labels, targets, s, callback)
 
 
-@declare(*PARAMS)
-def zoo_white_box(
-    model: PixelModel,
-    inputs: Tensor,
-    labels: Tensor,
-    targets: Optional[Tensor] = None,
-    *,
-    solver: Solver = "adam",
-    kappa: float = 0.0,
-    initial_const: float = 1e-2,
-    binary_search_steps: int = 9,
-    steps: int = 3000,
-    coordinates: int = 128,
-    max_queries: Optional[int] = None,
-    abort_early: bool = True,
-    abort_every: int = 100,
-    learning_rate: float = 1e-2,
-    h: float = 1e-4,
-    box: str = "projection",
-    attack_size: Optional[int] = None,
-    double_at: Optional[int] = None,
-    double_again_at: Optional[int] = None,
-    importance: str = "at-resize",
-    reset_adam: bool = False,
-    coordinate_seed: int = 0,
-    precision: str = "float32",
-    callback: Optional[Callback] = None,
-) -> AttackResult:
+def zoo_white_box(model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optional[Tensor] = None, *,
+                  callback: Optional[Callback] = None, **params: object) -> AttackResult:
     """The white-box check mode (the original's ``fake_zero``): ZOO's objective with its true gradient, Adam on every
-    coordinate. Not a black-box attack and not registered; ``queries`` counts gradient evaluations."""
-    s = Settings(solver="adam", kappa=kappa, initial_const=initial_const, binary_search_steps=binary_search_steps,
-                 steps=steps, coordinates=coordinates, max_queries=max_queries, abort_early=abort_early,
-                 abort_every=abort_every, learning_rate=learning_rate, h=h, box=box, attack_size=attack_size,
-                 double_at=double_at, double_again_at=double_again_at, importance=importance, reset_adam=reset_adam,
-                 coordinate_seed=coordinate_seed, precision=precision)
+    coordinate. ``params`` are :func:`zoo`'s (``solver`` is always Adam). Not a black-box attack and not registered;
+    ``queries`` counts gradient evaluations."""
+    callback = check_callback(callback)
+    values = check_params(PARAMS, params, "zoo_white_box")
+    inputs, labels, targets = check_call(model, inputs, labels, targets)  # in @declare's order
+    s = _settings({**values, "solver": "adam"})
     return _run("zoo-white-box", model, inputs, labels, targets, s, callback, white_box=True)

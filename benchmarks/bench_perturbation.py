@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,22 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from advlens.models import load_model, load_regressor
 from advlens.perturbation_cli import load_digits
 from attacks import regression as R
-from benchmarks.sections import BENCHMARKS_MD, environment_line, replace_section
+from benchmarks.sections import BENCHMARKS_MD, environment_line, median_seconds, replace_section
 from interpret.robustness import METHODS, fooling_curves, predictions, rho2_terms, robustness
 
 HEADING = "## Perturbation analysis: fooling-ratio curves, ρ̂₂, quadratic-ℓ2 (issue 15)"
 INSERT_BEFORE = "## GPU"
 EPS_MAX = {"mnist-fc": 0.1, "mnist-lenet5": 0.2, "mnist-cnn": 0.3}
 PAPER = {"mnist-fc": (0.036, 0.034, 0.076), "mnist-lenet5": (0.077, 0.061, 0.164)}  # Table 3 (their nets)
-
-
-def timed(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def orderings(grid: list[float], c: dict) -> list[str]:
@@ -104,16 +94,16 @@ def main(argv: list[str] | None = None) -> None:
             torch.autograd.grad(F.cross_entropy(model(xg), yc), xg)
 
         plain()
-        base = timed(plain)
-        rho = timed(lambda: rho2_terms(model, xc, yc, batch=len(xc)))
+        base = median_seconds(plain)
+        rho = median_seconds(lambda: rho2_terms(model, xc, yc, batch=len(xc)))
         lines += [f"ρ̂₂'s cost over {len(xc)} digits: {1000 * rho:.1f} ms against {1000 * base:.1f} ms for one "
                   f"forward+backward pass of the same batch: ratio **{rho / base:.2f}** (goal ≤ 1.1).", ""]
     ae = load_regressor("mnist-ae")
     xa = x[:args.ae_digits]
     R.power_iteration(ae, xa[:1], 2)  # the first double backward initialises autograd's machinery once
-    power = timed(lambda: R.power_iteration(ae, xa, 30), 3)
-    explicit = timed(lambda: torch.linalg.eigh(R.jacobian(ae, xa).transpose(1, 2) @ R.jacobian(ae, xa)), 3)
-    jac_only = timed(lambda: R.jacobian(ae, xa), 3)
+    power = median_seconds(lambda: R.power_iteration(ae, xa, 30), 3)
+    explicit = median_seconds(lambda: torch.linalg.eigh(R.jacobian(ae, xa).transpose(1, 2) @ R.jacobian(ae, xa)), 3)
+    jac_only = median_seconds(lambda: R.jacobian(ae, xa), 3)
     v, lam, _ = R.power_iteration(ae, xa, 30)
     j = R.jacobian(ae, xa)
     top = torch.linalg.eigvalsh(j.transpose(1, 2) @ j)[:, -1]

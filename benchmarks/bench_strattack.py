@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
 
 import torch
 
@@ -22,16 +21,7 @@ from advlens.images import load_image
 from advlens.models import get_spec, load_model
 from attacks import strattack
 from attacks.targets import random_targets
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from benchmarks.sections import median_seconds
 
 
 def fwd_bwd(model, x: torch.Tensor) -> None:
@@ -86,8 +76,8 @@ def main() -> None:
         attack_seconds(model, x, labels, targets, steps=3, refine_steps=3, **grouping)  # warm-up
         rows: dict[str, list[float]] = {"f": [], "fb": [], "admm": [], "refine": []}
         for _ in range(args.rounds):
-            rows["f"].append(median_seconds(lambda: fwd(model, x), repeats))
-            rows["fb"].append(median_seconds(lambda: fwd_bwd(model, x), repeats))
+            rows["f"].append(median_seconds(lambda: fwd(model, x), repeats, warm_up=True))
+            rows["fb"].append(median_seconds(lambda: fwd_bwd(model, x), repeats, warm_up=True))
             admm = attack_seconds(model, x, labels, targets, steps=args.steps, refine_steps=0, **grouping)
             both = attack_seconds(model, x, labels, targets, steps=args.steps, refine_steps=args.steps, **grouping)
             rows["admm"].append(admm / args.steps)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
@@ -47,3 +50,15 @@ def environment_line() -> str:
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch threads "
             f"{torch.get_num_threads()} (OMP_NUM_THREADS={omp}), Python {platform.python_version()}; "
             + ", ".join(versions))
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int = 5, warm_up: bool = False) -> float:
+    """The median wall time of ``repeats`` calls of ``fn`` (after one untimed call when ``warm_up``)."""
+    if warm_up:
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -162,6 +162,25 @@ def test_a_batch_gives_each_image_its_single_run(mnist_model, mnist_digits):
         assert int(single.params["queries"][0]) == int(batch.params["queries"][i])
 
 
+def test_query_chunks_split_inside_an_image_change_nothing(mnist_model, mnist_digits, monkeypatch):
+    """The oracle builds and queries at most ROW_ELEMENTS inputs at a time (what keeps ImageNet's N × (2B + 1)
+    upsampled queries from taking gigabytes); 7-row chunks cut through each image's 2B + 1 = 33 rows, through the
+    resize and the tanh box, and the result and the queries are the one-chunk run's. (A forward pass of another
+    batch size rounds differently, and the loss takes logs of tiny probabilities, so its curve differs by up to
+    0.4% here; before the query images were built in chunks, chunked forwards alone did the same.)"""
+    import attacks.oracle
+
+    x, labels, targets = mnist_digits
+    budget = dict(binary_search_steps=2, steps=6, coordinates=16, initial_const=10.0, learning_rate=0.2,
+                  attack_size=14, double_at=3, box="tanh", importance="every-iteration")
+    whole = zoo(mnist_model, x[:2], labels[:2], targets[:2], **budget)
+    monkeypatch.setitem(attacks.oracle.ROW_ELEMENTS, "cpu", 7 * 784)
+    chunked = zoo(mnist_model, x[:2], labels[:2], targets[:2], **budget)
+    assert torch.allclose(whole.adversarial, chunked.adversarial, atol=1e-5)
+    assert torch.equal(whole.params["queries"], chunked.params["queries"])
+    assert torch.allclose(whole.loss_history.nan_to_num(-1), chunked.loss_history.nan_to_num(-1), rtol=1e-2)
+
+
 def test_the_query_budget_stops_each_image(mnist_model, mnist_digits):
     x, labels, targets = mnist_digits
     result = zoo(mnist_model, x[:2], labels[:2], targets[:2], binary_search_steps=2, steps=10, coordinates=8,
