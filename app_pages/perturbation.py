@@ -6,18 +6,20 @@ import math
 
 import streamlit as st
 
-from interpret import dual_norm
+from interpret import dual_norm, robustness_plots
 from ui import chrome, state
 from ui import perturbation as pt
 
 PAGE = "perturbation"
+NETWORKS = {"mnist-fc": "FC 784-150-100-10", "mnist-lenet5": "LeNet-5", "mnist-cnn": "C&W CNN"}
 
 chrome.page_header("Perturbation analysis", "FGSM, the normalised gradient and the one-pixel attack are corners of "
-                   "one problem: maximise the linearised loss ηᵀg over the ℓp ball ‖η‖_p ≤ ε. Its answer is "
+                   "one problem: maximise the linearised loss ηᵀg over the ℓp ball $\\|\\eta\\|_p \\le \\varepsilon$. Its answer is "
                    "closed form through the dual norm (eq. 6), and iterating it gives Algorithm 1-T.")
 
 # ------------------------------------------------------------------------------------------------ 1 · dual norms
-chrome.section("1 · One problem, many norms", "max ηᵀg s.t. ‖η‖_p ≤ ε has the value ε‖g‖_q, q = p/(p−1).")
+chrome.section("1 · One problem, many norms", "$\\max\\, \\eta^\\top g$ s.t. $\\|\\eta\\|_p \\le \\varepsilon$ has the value "
+               "$\\varepsilon \\|g\\|_q$, $q = p/(p-1)$.")
 left, right = st.columns([2, 3], gap="large")
 with left:
     angle = st.slider("Direction of the gradient g (degrees)", 0, 360, key=state.page_widget(PAGE, "angle", 25))
@@ -26,7 +28,7 @@ with left:
     st.latex(r"\eta^\star = \varepsilon\,\frac{\operatorname{sign}(g)\odot|g|^{q-1}}{\|g\|_q^{q-1}}")
     st.markdown("- **ℓ∞** (q = 1): a corner, ε·sign(g) — FGSM when g is the cross-entropy's gradient.\n"
                 "- **ℓ2**: the normalised gradient ε·g/‖g‖₂.\n"
-                "- **ℓ1** (q = ∞): one coordinate, the largest |g_i| — a one-pixel attack on an image.")
+                "- **ℓ1** (q = ∞): one coordinate, the largest $|g_i|$ — a one-pixel attack on an image.")
 with right:
     chrome.plot(dual_norm.dual_norm_figure(g, eps=eps2), f"{PAGE}.dual")
 with st.expander("Proposition 1: the least-norm step, as printed and corrected"):
@@ -37,10 +39,11 @@ with st.expander("Proposition 1: the least-norm step, as printed and corrected")
         gq = float(unit @ g)  # = ‖g‖_q
         for label, eta in (("printed (eq. 9)", -margin0 * unit), ("corrected", -margin0 * unit / gq)):
             rows.append({"p": dual_norm.p_label(p), "form": label, "L + ηᵀg": f"{margin0 + float(eta @ g):+.3f}",
-                         "‖η‖_p": f"{margin0 * (1 if label.startswith('printed') else 1 / gq):.3f}"})
+                         "‖η‖ₚ": f"{margin0 * (1 if label.startswith('printed') else 1 / gq):.3f}"})
     st.table(rows)
-    st.caption("The printed denominator ‖g‖_q^{q−1} gives L + ηᵀg = L(1 − ‖g‖_q), zero only when ‖g‖_q = 1; with "
-               "‖g‖_q^q the constraint holds with equality and ‖η‖_p = L/‖g‖_q, Theorem 1's least norm.")
+    st.caption("The printed denominator $\\|g\\|_q^{q-1}$ gives $L + \\eta^\\top g = L(1 - \\|g\\|_q)$, zero only "
+               "when $\\|g\\|_q = 1$; with $\\|g\\|_q^q$ the constraint holds with equality and "
+               "$\\|\\eta\\|_p = L/\\|g\\|_q$, Theorem 1's least norm.")
 
 # ------------------------------------------------------------------------------------------------ 2 · fooling ratio
 chrome.section("2 · Fooling ratio against ε (Fig. 3)", "Over the correctly classified held-out digits; no box "
@@ -48,8 +51,7 @@ chrome.section("2 · Fooling ratio against ε (Fig. 3)", "Over the correctly cla
 c1, c2, c3 = st.columns(3)
 with c1:
     model_name = st.selectbox("Network", pt.CLASSIFIERS, key=state.page_widget(PAGE, "model", "mnist-fc"),
-                              format_func=lambda n: {"mnist-fc": "FC 784-150-100-10", "mnist-lenet5": "LeNet-5",
-                                                     "mnist-cnn": "C&W CNN"}[n])
+                              format_func=NETWORKS.__getitem__)
 with c2:
     n = st.select_slider("Digits", [50, 100, 200, 500], key=state.page_widget(PAGE, "n", 100))
 with c3:
@@ -70,9 +72,20 @@ with right:
 
 # ------------------------------------------------------------------------------------------------ 3 · ρ̂₂
 chrome.section("3 · How far is the boundary? ρ̂₂ (Table 3)", "Per digit, L(x,0)/‖∇L(x,0)‖₁ is the least ε at "
-               "which the linearised problem can be fooled (Theorem 1); its mean is ρ̂₂. One gradient per digit.")
+               "which the linearised problem can be fooled (Theorem 1); its mean is ρ̂₂. One gradient per digit; beside it, "
+               "the ℓ∞ perturbation DeepFool finds for the same digit.")
 ratios = pt.rho2(n)
-chrome.plot(dual_norm.rho2_histogram(ratios), f"{PAGE}.rho2")
+left, right = st.columns(2, gap="large")
+with left:
+    chrome.plot(dual_norm.rho2_histogram(ratios), f"{PAGE}.rho2")
+with right:
+    bounds = pt.theorem1(n)
+    chrome.plot(robustness_plots.theorem1_figure({k: (v["bound"], v["deepfool"]) for k, v in bounds.items()}),
+                f"{PAGE}.theorem1")
+    left_out = sum(v["unfooled"] for v in bounds.values())
+    st.caption("Theorem 1 per digit: no ℓ∞ perturbation below L/‖∇L‖₁ fools the linearised network, so DeepFool's "
+               "‖r̂‖∞ should lie on or above the diagonal; below it, the network's curvature helped DeepFool."
+               + (f" {left_out} digit(s) DeepFool did not fool within 50 iterations are left out." if left_out else ""))
 
 # ------------------------------------------------------------------------------------------------ 4 · regression
 chrome.section("4 · Attacking an autoencoder (Fig. 2, Fig. 4)", "max ‖f(x+η) − y‖² with no margin to cross. "

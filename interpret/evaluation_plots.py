@@ -5,8 +5,9 @@ matplotlib from the same series, since a plotly PNG would need a browser engine 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,24 @@ PANELS = (("asr", "ASR %"), ("l1", "mean ℓ1"), ("l2", "mean ℓ2"), ("linf", "
 Table = Sequence[Mapping[str, Any]]
 
 
-def _name(row: Mapping[str, Any]) -> str:
-    return f"{row['attack']} · {row['case']}"
+def series_namer(table: Table) -> Callable[[Mapping[str, Any]], str]:
+    """A row's series: attack · case, with the model and the parameters that differ between the table's settings
+    of that attack (EAD's EN and L1 rules swept over κ are two series, not one)."""
+    models = {r["model"] for r in table}
+    settings: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for r in table:
+        if r["params"] not in settings[r["attack"]]:
+            settings[r["attack"]].append(r["params"])
+    differ = {attack: [k for k in dict.fromkeys(k for p in ps for k in p)
+                       if len({json.dumps(p.get(k), sort_keys=True) for p in ps}) > 1]
+              for attack, ps in settings.items()}
+
+    def name(row: Mapping[str, Any]) -> str:
+        shown = ", ".join(f"{k}={row['params'].get(k)}" for k in differ.get(row["attack"], []))
+        return (f"{row['model']}: " if len(models) > 1 else "") + row["attack"] + (f" ({shown})" if shown else "") \
+            + f" · {row['case']}"
+
+    return name
 
 
 def sweep_series(table: Table) -> tuple[str, list[str], dict[str, list[Mapping[str, Any] | None]]]:
@@ -32,8 +49,9 @@ def sweep_series(table: Table) -> tuple[str, list[str], dict[str, list[Mapping[s
     rows = [r for r in swept if r["sweep_param"] == param]
     labels = list(dict.fromkeys(str(r["sweep_value"]) for r in rows))
     series: dict[str, list[Mapping[str, Any] | None]] = defaultdict(lambda: [None] * len(labels))
+    name_of = series_namer(rows)
     for r in rows:
-        series[_name(r)][labels.index(str(r["sweep_value"]))] = r
+        series[name_of(r)][labels.index(str(r["sweep_value"]))] = r
     return param, labels, dict(series)
 
 
@@ -55,8 +73,9 @@ def asr_distortion_figure(table: Table, height: int = 420) -> go.Figure:
     fig = make_subplots(rows=1, cols=len(norms), shared_yaxes=True, horizontal_spacing=0.06,
                         subplot_titles=[f"mean {NORM_TITLES.get(n, n)}" for n in norms])
     groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    name_of = series_namer(table)
     for r in table:
-        groups[_name(r)].append(r)
+        groups[name_of(r)].append(r)
     for name, rows in groups.items():
         col = norms.index(str(rows[0]["by"])) + 1
         fig.add_trace(go.Scatter(
@@ -83,16 +102,17 @@ def write_plots(table: Table, directory: Path | str) -> list[Path]:
     html.write_text("".join(f.to_html(full_html=False, include_plotlyjs=(i == 0))
                             for i, f in enumerate(figures)), encoding="utf-8")
     param, labels, series = sweep_series(table)
+    name = series_namer(table)
     panels = PANELS if series else (("asr", "ASR %"),)
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
     for ax, (metric, title) in zip(axes[0], panels):
         if series:
-            for name, rows in series.items():
-                ax.plot(labels, [None if r is None else r[metric] for r in rows], marker="o", label=name)
+            for label, rows in series.items():
+                ax.plot(labels, [None if r is None else r[metric] for r in rows], marker="o", label=label)
             ax.set_xlabel(param)
         else:
             for r in table:
-                ax.scatter(r[r["by"]] or 0.0, r["asr"], label=_name(r))
+                ax.scatter(r[r["by"]] or 0.0, r["asr"], label=name(r))
             ax.set_xlabel("mean distortion (own norm)")
         ax.set_title(title)
     axes[0][0].legend(fontsize=7)

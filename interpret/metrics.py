@@ -56,10 +56,11 @@ def case_summary(delta: Tensor, success: Tensor, per_image: int, by: str = "l2",
 
 def cases_from_distortions(distortions: dict[str, Tensor], success: Tensor, per_image: int, by: str = "l2",
                            average_pick: Optional[Tensor] = None) -> dict[str, dict[str, float]]:
-    """:func:`case_summary` from per-row distortions already computed (the evaluation store keeps them)."""
+    """:func:`case_summary` from per-row distortions already computed (the evaluation store keeps them). Other
+    per-row values given beside the metrics (an evaluation's queries) are averaged over the same successes."""
     if by not in METRICS:
         raise ValueError(f"by must be one of {METRICS}; got {by!r}.")
-    d = {k: distortions[k].double().view(-1, per_image) for k in METRICS}
+    d = {k: distortions[k].double().view(-1, per_image) for k in dict.fromkeys((*METRICS, *distortions))}
     ok = success.bool().view(-1, per_image)
     key = d[by]
     images = torch.arange(ok.shape[0])

@@ -200,24 +200,3 @@ def test_dual_norm_picture_draws_eq6_on_each_ball():
         boundary = dual_norm.ball_boundary(p, 0.5)
         assert np.allclose(lp_norm(torch.from_numpy(boundary), p).numpy(), 0.5)
     assert dual_norm.maximiser(g, 1.0, 0.5).tolist() == [0.5, 0.0]  # ℓ1: one coordinate
-
-
-def test_app_page_renders_and_the_epsilon_slider_redraws():
-    from pathlib import Path
-
-    from streamlit.testing.v1 import AppTest
-
-    from ui.state import widget_key
-
-    root = Path(__file__).resolve().parents[1]
-    at = AppTest.from_file(str(root / "app.py"), default_timeout=240)
-    at.session_state[widget_key("perturbation", "n")] = 50
-    at.session_state[widget_key("perturbation", "slow")] = []
-    at.run()
-    at.switch_page("app_pages/perturbation.py").run()
-    assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == 5  # dual norms, fooling ratio, ρ̂₂, triplet, PSNR curves
-    at.slider(key=widget_key("perturbation", "eps.mnist-fc")).set_value(0.09).run()
-    assert not at.exception
-    fooled = next(t.value for t in at.table if "fooled (%)" in t.value.columns)
-    assert float(fooled["fooled (%)"][0]) > float(fooled["fooled (%)"][3])  # FGSM above random noise

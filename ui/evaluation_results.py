@@ -154,7 +154,7 @@ def case_rows(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "budget": budget_label(r["attack"], dataset, params) if r["attack"] in ATTACKS else "",
             "swept": f"{r['sweep_param']} = {r['sweep_value']}" if r["sweep_param"] else "", "case": r["case"],
             "n": r["n"], "ASR %": r["asr"], "ℓ0": r["l0"], "ℓ1": r["l1"], "ℓ2": r["l2"], "ℓ∞": r["linf"],
-            "ranked by": r["by"]})
+            "queries": r.get("queries"), "queries (successes)": r.get("queries_success"), "ranked by": r["by"]})
     return rows
 
 
@@ -167,11 +167,19 @@ def case_panel(table: list[dict[str, Any]]) -> None:
     rows = case_rows(table)
     if not any(r["swept"] for r in rows):
         rows = [{k: v for k, v in r.items() if k != "swept"} for r in rows]
+    if all(r["queries"] is None for r in rows):  # only white-box attacks: no query counts to show
+        rows = [{k: v for k, v in r.items() if not k.startswith("queries")} for r in rows]
     number = st.column_config.NumberColumn
     st.dataframe(rows, hide_index=True, width="stretch", column_config={
         "ASR %": number(format="%.1f"), "ℓ0": number(format="%.1f", help="pixels changed"),
         "ℓ1": number(format="%.3f"), "ℓ2": number(format="%.3f"), "ℓ∞": number(format="%.3f"),
-        "n": number(help="images in the case"), "ranked by": st.column_config.TextColumn(
+        "n": number(help="images in the case"),
+        "queries": number(format="%.0f", help="Black-box attacks: mean model queries per attacked example, over all "
+                          "of them, failures included (for best / average / worst: every target of the images). "
+                          "Empty for white-box attacks, which do not count queries."),
+        "queries (successes)": number(format="%.0f", help="Mean queries over the case's successful examples (the "
+                                      "ones its distortions are averaged over)."),
+        "ranked by": st.column_config.TextColumn(
             help="the norm that picks the best and worst target: each attack's own")})
     cols = st.columns(3, gap="small")
     for col, (label, text, name, mime) in zip(cols, (("Table as Markdown", to_markdown(table), "table.md", "text/markdown"),
@@ -209,7 +217,9 @@ def rows_panel(folder: Path, stored: list[Any]) -> None:
                      "target": "untargeted" if r["target"] == UNTARGETED else classes[r["target"]],
                      "prediction": f"{classes[r['label']]} → {classes[r['pred_after']]}",
                      "success": "✓" if r["success"] else "✗", "ℓ0": r["l0"], "ℓ1": r["l1"], "ℓ2": r["l2"],
-                     "ℓ∞": r["linf"], "time (s)": r["seconds"]})
+                     "ℓ∞": r["linf"], "queries": r["queries"], "time (s)": r["seconds"]})
+    if all(r["queries"] is None for r in rows):
+        rows = [{k: v for k, v in r.items() if k != "queries"} for r in rows]
     ids = [r["id"] for r in stored]
     key = f"{ROWS_KEY}.{st.session_state.get(ROWS_KEY, 0)}"  # a new key after each open clears the selection
     number = st.column_config.NumberColumn

@@ -87,6 +87,24 @@ def rho2(n: int) -> dict[str, np.ndarray]:
     return out
 
 
+@st.cache_data(show_spinner="DeepFool per digit…", max_entries=8)
+def theorem1(n: int) -> dict[str, dict]:
+    """Per network, over its correctly classified digits that DeepFool fools (ℓ∞, ≤ 50 iterations): Theorem 1's
+    least ε L/‖∇L‖₁ and DeepFool's ‖r̂‖∞; ``unfooled`` counts the correct digits left out."""
+    from interpret.robustness import deepfool_norms, predictions, rho2_terms
+
+    x, y = digits(n)
+    out = {}
+    for name in ("mnist-fc", "mnist-lenet5"):
+        model = classifier(name)
+        ok = predictions(model, x) == y
+        bound = rho2_terms(model, x[ok], y[ok])
+        norms, fooled = deepfool_norms(model, x[ok], y[ok])
+        out[name] = {"bound": bound[fooled].numpy(), "deepfool": norms[fooled].numpy(),
+                     "unfooled": int((~fooled).sum())}
+    return out
+
+
 @st.cache_data(show_spinner="Attacking the autoencoder…", max_entries=32)
 def triplet(method: str, index: int, eps: float, reference: str) -> dict[str, np.ndarray]:
     from attacks import regression as R

@@ -159,7 +159,7 @@ class ResultStore:
         """Every requested row joined with its result where there is one (result columns NULL otherwise)."""
         return self.conn.execute(
             "SELECT q.mode, q.average, q.sweep_param, q.sweep_value, q.model, q.image, q.target, q.attack, q.params, "
-            "r.id, r.label, r.success, r.l0, r.l0_coords, r.l1, r.l2, r.linf, r.seconds "
+            "r.id, r.label, r.success, r.l0, r.l0_coords, r.l1, r.l2, r.linf, r.queries, r.seconds "
             "FROM requests q LEFT JOIN results r USING (model, image, target, attack, params) "
             "ORDER BY q.model, q.attack, q.params, q.mode, q.image, q.target").fetchall()
 

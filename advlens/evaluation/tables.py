@@ -4,6 +4,11 @@ Cases follow the EAD paper: over all incorrect targets of an image, the best cas
 (a success if any succeeds), the worst the most distorted (a failure if any fails), the average a random target
 fixed by the seed. Distortions are means over successes; ASR is in percent. Only images whose rows are all stored
 count, so a table of a run still in progress is a table of its finished images.
+
+Queries (attacks that count them, ZOO; None for white-box ones): ``queries`` is the mean per attacked example over
+every stored example behind the case, failures included (what one attack costs; for best / average / worst, all
+targets of the case's images, since a case is chosen among them); ``queries_success`` is the mean over the case's
+successful examples, the ones its distortions are averaged over.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import io
 import json
 import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -22,7 +27,7 @@ from attacks.registry import ATTACKS
 from interpret.metrics import METRICS, cases_from_distortions, mean_over_success, success_rate
 
 COLUMNS = ("model", "attack", "params", "sweep_param", "sweep_value", "case", "by", "asr", "l0", "l1", "l2", "linf",
-           "n")
+           "queries", "queries_success", "n")
 SINGLE_CASE = {"random": "random", "next": "next", "least-likely": "least-likely", "untargeted": "untargeted"}
 
 
@@ -57,7 +62,16 @@ def _sortable(value: Any) -> tuple[int, float, str]:
     return (1, 0.0, str(value))
 
 
-def _cases(rows: list[Any], mode: str, by: str) -> list[tuple[str, dict[str, float], int]]:
+def _counted(rows: list[Any]) -> bool:
+    """Whether the attack counted queries (white-box rows store NULL)."""
+    return all(r["queries"] is not None for r in rows)
+
+
+def _mean_queries(rows: list[Any]) -> Optional[float]:
+    return sum(float(r["queries"]) for r in rows) / len(rows) if rows and _counted(rows) else None
+
+
+def _cases(rows: list[Any], mode: str, by: str) -> list[tuple[str, dict[str, Any], int]]:
     if mode == "all":
         per_image: dict[str, list[Any]] = defaultdict(list)
         for r in rows:
@@ -68,22 +82,28 @@ def _cases(rows: list[Any], mode: str, by: str) -> list[tuple[str, dict[str, flo
         width = max(len(rs) for rs in complete)
         complete = [sorted(rs, key=lambda r: r["target"]) for rs in complete if len(rs) == width]
         flat = [r for rs in complete for r in rs]
-        d = {k: torch.tensor([float(r[k]) for r in flat], dtype=torch.float64) for k in METRICS}
+        counted = _counted(flat)
+        d = {k: torch.tensor([float(r[k]) for r in flat], dtype=torch.float64)
+             for k in (*METRICS, *(("queries",) if counted else ()))}
         ok = torch.tensor([bool(r["success"]) for r in flat])
         pick = torch.tensor([next((j for j, r in enumerate(rs) if r["average"]), 0) for rs in complete])
         cases = cases_from_distortions(d, ok, width, by, pick)
-        return [(case, _plain(summary), len(complete)) for case, summary in cases.items()]
+        every = _mean_queries(flat)
+        return [(case, _plain({**summary, "queries": every, "queries_success": summary.get("queries")}), len(complete))
+                for case, summary in cases.items()]
     done = [r for r in rows if r["id"] is not None]
     if not done:
         return []
     ok = torch.tensor([bool(r["success"]) for r in done])
-    summary = {"asr": success_rate(ok)}
+    summary: dict[str, Any] = {"asr": success_rate(ok)}
     summary.update({k: mean_over_success(torch.tensor([float(r[k]) for r in done], dtype=torch.float64), ok)
                     for k in METRICS})
+    summary["queries"] = _mean_queries(done)
+    summary["queries_success"] = _mean_queries([r for r in done if r["success"]])
     return [(SINGLE_CASE.get(mode, mode), _plain(summary), len(done))]
 
 
-def _plain(summary: dict[str, float]) -> dict[str, Any]:
+def _plain(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
 
 
@@ -120,13 +140,17 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
         changed = {k: v for k, v in rows[0]["params"].items() if defaults.get(k, object()) != v}
         title = f"### {attack} on {model}" + (" — " + ", ".join(f"{k}={v}" for k, v in changed.items()) if changed else "")
         swept = rows[0]["sweep_param"]
-        head = ([swept] if swept else []) + ["case", "n", "ASR %", "ℓ0", "ℓ1", "ℓ2", "ℓ∞"]
+        counted = any(r.get("queries") is not None for r in rows)  # black-box attacks: queries per example
+        head = ([swept] if swept else []) + ["case", "n", "ASR %", "ℓ0", "ℓ1", "ℓ2", "ℓ∞"] + \
+            (["queries (all)", "queries (successes)"] if counted else [])
         lines = [title, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             cells = ([str(r["sweep_value"])] if swept else []) + [
                 r["case"], str(r["n"]), _num(r["asr"], 1), _num(r["l0"], 1), _num(r["l1"]), _num(r["l2"]),
-                _num(r["linf"])]
+                _num(r["linf"])] + ([_num(r["queries"], 0), _num(r["queries_success"], 0)] if counted else [])
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
+    note = " Queries: the mean per attacked example over all of them (all targets for best / average / worst) and " \
+        "over the case's successes." if any(r.get("queries") is not None for r in table) else ""
     return "\n\n".join(parts) + "\n\n(ASR over images; distortions are means over successful examples; cases ranked by " \
-        "each attack's own norm.)\n"
+        "each attack's own norm." + note + ")\n"
