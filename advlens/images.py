@@ -228,19 +228,25 @@ def _flatten(img: Image.Image, notes: list[str]) -> Image.Image:
         return flat.convert("L") if img.mode in ("LA", "La") else flat
     if img.mode == "1":
         return img.convert("L")
-    if img.mode != "P":
-        notes.append(f"Converted {img.mode} to RGB.")
     return img.convert("RGB")
 
 
-def _match_channels(img: Image.Image, channels: int, notes: list[str]) -> Image.Image:
-    if channels == 1 and img.mode != "L":
-        notes.append("Converted RGB to grayscale for a 1-channel model.")
-        return img.convert("L")
-    if channels == 3 and img.mode != "RGB":
-        notes.append("Converted grayscale to RGB for a 3-channel model.")
-        return img.convert("RGB")
-    return img
+# A mode's colour model, alpha and bit depth aside (transparency and 16-bit samples have their own notes).
+_BASE_MODES = {"RGBA": "RGB", "RGBa": "RGB", "RGBX": "RGB", "LA": "L", "La": "L", "PA": "P", "I": "L", "F": "L"}
+_MODE_NAMES = {"L": "grayscale", "P": "palette colour", "1": "black-and-white", "LAB": "CIELAB"}
+
+
+def _base_mode(mode: str) -> str:
+    return "L" if mode.startswith("I;16") else _BASE_MODES.get(mode, mode)
+
+
+def _match_channels(img: Image.Image, channels: int, source: str, notes: list[str]) -> Image.Image:
+    """``img`` ("L" or "RGB") as the model's channels, with one note naming the file's own colour model."""
+    target = "RGB" if channels == 3 else "L"
+    if source != target and (source, target) not in (("P", "RGB"), ("1", "L")):  # those two lose nothing
+        notes.append(f"Converted {_MODE_NAMES.get(source, source)} to {'RGB' if channels == 3 else 'grayscale'} "
+                     f"for a {channels}-channel model.")
+    return img if img.mode == target else img.convert(target)
 
 
 def _fit(img: Image.Image, spec: ModelSpec, notes: list[str]) -> Image.Image:
@@ -250,7 +256,7 @@ def _fit(img: Image.Image, spec: ModelSpec, notes: list[str]) -> Image.Image:
     if (iw, ih) == (w, h):
         return img
     if spec.dataset == "mnist":
-        verb = "Downscaled" if iw * ih > w * h else "Upscaled"
+        verb = "Downscaled" if iw >= w and ih >= h else "Upscaled" if iw <= w and ih <= h else "Resized"
         stretched = "" if iw * h == ih * w else " (aspect ratio not kept)"
         notes.append(f"{verb} from {iw}×{ih} to {w}×{h}{stretched}.")
         return img.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=3.0)
@@ -269,7 +275,8 @@ def _fit(img: Image.Image, spec: ModelSpec, notes: list[str]) -> Image.Image:
 
 
 def _prepare(img: Image.Image, spec: ModelSpec, notes: list[str]) -> torch.Tensor:
-    img = _fit(_match_channels(_flatten(img, notes), spec.channels, notes), spec, notes)
+    source = _base_mode(img.mode)
+    img = _fit(_match_channels(_flatten(img, notes), spec.channels, source, notes), spec, notes)
     arr = np.asarray(img, dtype=np.uint8).reshape(img.height, img.width, -1)
     tensor = torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(255).unsqueeze(0).contiguous()
     if spec.dataset == "mnist" and tensor.mean() > 0.5:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from ui import chrome, forms, live, pickers, resources, state, sweeps
+from ui import chrome, forms, live, panels, paper_presets, pickers, resources, state, sweeps
 from ui.colours import series_style, short_label
 
 PAGE = "sweep"
@@ -17,6 +17,7 @@ chrome.page_header("Sweep", "How one parameter shapes an attack's adversarial ex
                             "a fixed random target each. For EAD both decision rules run at every value: the L1 rule "
                             "keeps the sparsest success, the EN rule the least elastic-net distortion (Fig. 2 of "
                             "the EAD paper, with β).")
+paper_presets.note(PAGE)
 
 
 def series_name(attack: str, param: str | None, value: str) -> str:
@@ -59,7 +60,8 @@ if usable:
         record = state.SweepRecord(attack=attack, param=param.name, values=request["values"],
                                    series_param=request["series_param"], series=request["series"],
                                    titles=[it.title for it in items], class_names=choice.spec.class_names,
-                                   labels=labels, targets=targets, original=x, fixed=request["params"])
+                                   labels=labels, targets=targets, original=x, fixed=request["params"],
+                                   model=choice.name, refs=[it.ref for it in items])
         state.runs()[PAGE] = record
         runs = [(v, s) for v in record.values for s in record.series]
         with live.LiveRunner(live_area, key=PAGE, count=len(runs)) as runner:
@@ -86,6 +88,9 @@ def results(sweep: state.SweepRecord) -> None:
     names = {s: series_name(sweep.attack, sweep.series_param, s) for s in sweep.series}
     chrome.section(f"Distortion against {title}", f"{short_label(sweep.attack)} · {len(sweep.titles)} images "
                                                   "· means over successful examples, [0, 1] intensity scale")
+    if (stopped := live.stop_note(PAGE)) is not None:
+        st.caption(f":material/stop_circle: {stopped} {len(sweep.rows)} of {len(sweep.values) * len(sweep.series)} "
+                   "runs are shown, the last one cut short.")
     rows = {(r.value, r.series): r.metrics for r in sweep.rows}
     series = {names[s]: [rows.get((v, s)) for v in sweep.values] for s in sweep.series}
     styles = {names[s]: series_style(k) for k, s in enumerate(sweep.series)}
@@ -109,11 +114,12 @@ def results(sweep: state.SweepRecord) -> None:
         row[1].image([crisp(x, 84) for x in r.result.adversarial], width=84,
                      caption=["✓" if ok else "✗" for ok in r.result.success.tolist()])
 
+    table = sweeps.sweep_rows(sweep, title, names)
     with st.expander("Numbers", icon=":material/table:"):
-        st.dataframe([{title: chrome.fmt_num(r.value), "series": names[r.series], "success %": r.metrics["asr"],
-                       "ℓ0 (px)": r.metrics["l0"], "ℓ1": r.metrics["l1"], "ℓ2": r.metrics["l2"],
-                       "ℓ∞": r.metrics["linf"], "time (s)": r.metrics["seconds"]} for r in sweep.rows],
-                     hide_index=True, width="stretch")
+        st.dataframe(table, hide_index=True, width="stretch")
+    model = choice.model if choice.name == sweep.model else None
+    reports = (lambda: sweeps.reports_json(sweep, model)) if model is not None else None
+    panels.table_downloads(table, reports, f"advlens_sweep_{sweep.attack}_{sweep.param}", PAGE)
 
 
 stored = state.runs().get(PAGE)

@@ -130,31 +130,78 @@ def overlay_figure(image: ArrayLike, heat: ArrayLike, *, title: str = "", unit: 
     return _layout(fig, title=title, height=height, colorbar=colorbar)
 
 
-def perturbation_figure(delta: ArrayLike, *, title: str = "Signed perturbation δ", channel: Optional[str] = None,
-                        limit: Optional[float] = None, height: Optional[int] = None, colorbar: ColorBar = "right",
-                        frame: bool = False) -> go.Figure:
-    """Signed δ (C, H, W) on one symmetric colour scale ±``limit`` (default max |δ|; white = unchanged): every
-    channel side by side, or only ``channel`` ("R", "G" or "B") of a colour image."""
+DELTA_VIEWS: tuple[str, ...] = ("magnitude", "R", "G", "B")  # a colour δ's views; a grayscale δ is always signed
+MAGNITUDE_UNIT = "Σ|δ| over R, G, B ([0, 1] scale)"
+SIGNED_UNIT = "Δ intensity ([0, 1] scale)"
+
+
+def delta_view(delta: ArrayLike, channel: Optional[str] = None) -> tuple[np.ndarray, bool, str]:
+    """What a δ panel draws: (map (H, W), signed?, name). Grayscale: δ itself, signed. Colour: one channel signed
+    ("R", "G", "B"), or by default the per-pixel magnitude Σ_c |δ_c| (``interpret.perturbation.magnitude``, the
+    map of the CLI's heatmap.png), so a small or sparse colour δ shows on one readable map."""
     d = to_numpy(delta)
     if d.ndim == 2:
         d = d[None]
-    names = ["δ"] if d.shape[0] == 1 else [f"δ {c}" for c in "RGB"[: d.shape[0]]]
-    if d.shape[0] == 3 and channel in ("R", "G", "B"):
-        k = "RGB".index(channel)
-        d, names = d[k:k + 1], [names[k]]
-    bound = float(limit) if limit else (float(np.abs(d).max()) or 1e-12)
-    panels = d.shape[0]
-    fig = make_subplots(rows=1, cols=panels, subplot_titles=names if panels > 1 else None, horizontal_spacing=0.02)
-    for c in range(panels):
-        fig.add_trace(heat_trace(d[c], cmap=SIGNED_CMAP, unit="Δ intensity", coloraxis="coloraxis"), 1, c + 1)
-    fig.update_layout(coloraxis=dict(colorscale=plotly_colorscale(SIGNED_CMAP), cmin=-bound, cmax=bound,
-                                     colorbar=colorbar_style(colorbar, "Δ intensity ([0, 1] scale)"),
-                                     showscale=colorbar != "none"))
-    _pixel_axes(fig, panels)
+    if d.shape[0] == 1:
+        return d[0], True, "δ"
+    if channel in ("R", "G", "B") and d.shape[0] == 3:
+        return d["RGB".index(channel)], True, f"δ {channel}"
+    return np.abs(d).sum(0), False, "|δ|"
+
+
+def perturbation_figure(delta: ArrayLike, *, title: str = "Perturbation δ", channel: Optional[str] = None,
+                        limit: Optional[float] = None, cmap: str = HEAT_CMAP, block: int = 1,
+                        height: Optional[int] = None, colorbar: ColorBar = "right", frame: bool = False) -> go.Figure:
+    """δ (C, H, W) as one readable map (``delta_view``): a signed view on a symmetric scale ±``limit`` (white =
+    unchanged, blue darker, red brighter), the magnitude of a colour δ on 0…``limit`` in ``cmap``. ``limit``
+    defaults to this panel's own max; pass one to share a range across panels. ``block`` > 1 shows each
+    ``block``×``block`` tile's peak (``peak_pooled``), so single changed pixels of a large image stay visible in a
+    small panel."""
+    values, signed, _ = delta_view(delta, channel)
+    bound = float(limit) if limit else (float(np.abs(values).max()) or 1e-12)
+    unit = SIGNED_UNIT if signed else MAGNITUDE_UNIT
+    if block > 1:
+        values = peak_pooled(values, block)
+        unit = f"{'Δ intensity' if signed else 'Σ|δ| over RGB'}, peak of {block}×{block} px"  # fits a narrow panel
+    fig = go.Figure(heat_trace(values, cmap=SIGNED_CMAP if signed else cmap, unit="Δ" if signed else "|δ|",
+                               zmin=-bound if signed else 0.0, zmax=bound, colorbar=colorbar, colorbar_title=unit))
+    _pixel_axes(fig, 1)
     if frame:
-        _frame(fig, d.shape[-2], d.shape[-1], panels)
-    return _layout(fig, title=title, height=height, colorbar=colorbar,
-                   top=(60 if title else 28) if panels > 1 else None)
+        _frame(fig, values.shape[-2], values.shape[-1], 1)
+    return _layout(fig, title=title, height=height, colorbar=colorbar)
+
+
+def peak_pooled(values: ArrayLike, block: int) -> np.ndarray:
+    """A map (H, W) with every ``block``×``block`` tile set to its value of largest magnitude, sign kept: the
+    largest change in each tile, where a mean would dilute a sparse δ. ``block`` 1 returns it as is."""
+    z = to_numpy(values).astype(np.float64)
+    if block <= 1:
+        return z
+    h, w = z.shape
+    padded = np.pad(z, ((0, -h % block), (0, -w % block)))
+    th, tw = padded.shape[0] // block, padded.shape[1] // block
+    tiles = padded.reshape(th, block, tw, block).transpose(0, 2, 1, 3).reshape(th, tw, block * block)
+    peak = np.take_along_axis(tiles, np.abs(tiles).argmax(-1)[..., None], -1)[..., 0]
+    return np.repeat(np.repeat(peak, block, 0), block, 1)[:h, :w]
+
+
+def pooled(values: ArrayLike, block: int) -> np.ndarray:
+    """A map (H, W) averaged over ``block``×``block`` tiles and painted back at full size (edge tiles may be
+    smaller): a display of a per-pixel map that stays readable on a large image. ``block`` 1 returns it as is."""
+    z = to_numpy(values).astype(np.float64)
+    if block <= 1:
+        return z
+    h, w = z.shape
+    ph, pw = -h % block, -w % block
+    padded = np.pad(z, ((0, ph), (0, pw)), constant_values=np.nan)
+    tiles = np.nanmean(padded.reshape((h + ph) // block, block, (w + pw) // block, block), axis=(1, 3))
+    return np.repeat(np.repeat(tiles, block, 0), block, 1)[:h, :w]
+
+
+def display_block(side: int, cells: int = 28) -> int:
+    """The tile side that shows a map of a ``side``-pixel image as about ``cells`` cells across; 1 for small
+    images (MNIST stays pixel-exact)."""
+    return 1 if side <= SMALL_SIDE else max(1, side // cells)
 
 
 def group_grid_figure(image: ArrayLike, norms: ArrayLike, painted: ArrayLike, *, size: int, stride: int,

@@ -264,10 +264,11 @@ def test_explain_on_efficientnet_and_plotly_figures(efficientnet_spec, photo, tm
                                    outline=scores["mask"][0].any(0), colorbar="below")
     assert overlay.data[1].opacity == 0.3 and overlay.data[1].colorbar.title.text == "ASM"
     assert overlay.data[1].colorbar.orientation == "h" and overlay.data[2].type == "contour"  # B_ASM outline
-    signed = plots.perturbation_figure(delta[0], frame=True)
-    assert len(signed.data) == 3 and signed.data[0].z.shape == (224, 224) and len(signed.layout.shapes) == 3
+    colour = plots.perturbation_figure(delta[0], frame=True)  # colour δ: one map, |δ| summed over channels
+    assert len(colour.data) == 1 and len(colour.layout.shapes) == 1 and colour.data[0].zmin == 0
+    assert np.allclose(colour.data[0].z, views["magnitude"].double().numpy())  # heatmap.png's map
     green = plots.perturbation_figure(delta[0], channel="G", limit=0.5)
-    assert len(green.data) == 1 and green.layout.coloraxis.cmax == 0.5
+    assert len(green.data) == 1 and (green.data[0].zmin, green.data[0].zmax) == (-0.5, 0.5)
     assert np.allclose(green.data[0].z, delta[0, 1].double().numpy())
     touched, total = int(groups_nonzero(delta, 13, 13)[0]), groups_total(delta.shape, 13, 13)
     grid = plots.group_grid_figure(x[0], views["group_norms"], views["groups"], size=13, stride=13)

@@ -6,6 +6,7 @@ colour bar under narrow panels, a frame), by the builder in ``interpret.plots``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
 from ui.analysis import scores_at
@@ -14,6 +15,9 @@ from ui.state import Run
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+    from torch import Tensor
+
+    from interpret.render import ArrayLike
 
 PANEL_HEIGHT = 300
 
@@ -24,11 +28,25 @@ def _views(run: Run) -> dict:
     return sample_views(run.result, run.scores)
 
 
-def delta_figure(run: Run, channel: str, *, height: int = PANEL_HEIGHT, limit: Optional[float] = None) -> go.Figure:
-    from interpret.plots import perturbation_figure
+def delta_figure(run: Run, channel: str, *, height: int = PANEL_HEIGHT, limit: Optional[float] = None,
+                 cmap: Optional[str] = None) -> go.Figure:
+    """δ as one map: signed for grayscale or one colour channel, |δ| summed over channels for colour by default."""
+    from interpret.plots import display_block, perturbation_figure
+    from interpret.render import HEAT_CMAP
 
-    return perturbation_figure(run.delta[0], title="", channel=channel, limit=limit, height=height,
-                               colorbar="below", frame=True)
+    block = display_block(max(run.delta.shape[-2:]), cells=56)  # a panel is ~170 px wide: 4×4 px tiles on 224 px
+    return perturbation_figure(run.delta[0], title="", channel=channel, limit=limit, cmap=cmap or HEAT_CMAP,
+                               block=block, height=height, colorbar="below", frame=True)
+
+
+def delta_limit(runs: Sequence[Run], channel: str) -> float:
+    """One colour range for the δ panels of several runs (Compare's shared scale): the largest value the view of
+    ``channel`` takes in any of them."""
+    import numpy as np
+
+    from interpret.plots import delta_view
+
+    return max((float(np.abs(delta_view(r.delta[0], channel)[0]).max()) for r in runs), default=0.0)
 
 
 def groups_figure(run: Run, cmap: str, opacity: float, *, height: int = PANEL_HEIGHT,
@@ -41,15 +59,36 @@ def groups_figure(run: Run, cmap: str, opacity: float, *, height: int = PANEL_HE
                              zmax=zmax, title="", height=height, colorbar="below")
 
 
+def asm_block(run: Run) -> int:
+    """The tile side the ASM panels average over: 1 (pixel-exact) on MNIST, 8 px on a 224-px image."""
+    from interpret.plots import display_block
+
+    return display_block(max(run.result.original.shape[-2:]))
+
+
+def _b_asm_outline(run: Run, mask: Tensor) -> ArrayLike:
+    """B_ASM's outline; on a large image the outline of the tiles that are at least half inside B_ASM (a
+    pixel-exact outline there is a field of speckles)."""
+    from interpret.plots import pooled
+
+    region = mask[0].any(0)
+    block = asm_block(run)
+    return region if block == 1 else pooled(region, block) >= 0.5
+
+
 def asm_figure(run: Run, nu: float, cmap: str, opacity: float, *, height: int = PANEL_HEIGHT) -> Optional[go.Figure]:
-    """ASM(x₀, t) over x₀, outlined where it is above its ν-th percentile (B_ASM)."""
+    """ASM(x₀, t) over x₀, outlined where it is above its ν-th percentile (B_ASM); on a large image both are
+    shown per tile (``asm_block``)."""
     scores = scores_at(run, nu)
     if scores is None:
         return None
-    from interpret.plots import overlay_figure
+    from interpret.plots import overlay_figure, pooled
 
-    return overlay_figure(run.result.original[0], _views(run)["asm"], unit="ASM(x₀, t)", cmap=cmap, opacity=opacity,
-                          zmin=0, hide_zero=True, outline=scores["mask"][0].any(0), height=height, colorbar="below")
+    block = asm_block(run)
+    unit = "ASM(x₀, t)" if block == 1 else f"mean ASM(x₀, t) per {block}×{block} px"
+    return overlay_figure(run.result.original[0], pooled(_views(run)["asm"], block), unit=unit, cmap=cmap,
+                          opacity=opacity, zmin=0, hide_zero=True, outline=_b_asm_outline(run, scores["mask"]),
+                          height=height, colorbar="below")
 
 
 def delta_vs_asm_figure(run: Run, nu: float, cmap: str, opacity: float, *, height: int = 260,
@@ -62,8 +101,8 @@ def delta_vs_asm_figure(run: Run, nu: float, cmap: str, opacity: float, *, heigh
     from interpret.plots import overlay_figure
 
     return overlay_figure(run.result.original[0], _views(run)["magnitude"], unit="|δ|", cmap=cmap, opacity=opacity,
-                          zmin=0, zmax=zmax, hide_zero=True, outline=scores["mask"][0].any(0), height=height,
-                          colorbar="below", colorbar_title="|δ| summed over channels ([0, 1] scale)")
+                          zmin=0, zmax=zmax, hide_zero=True, outline=_b_asm_outline(run, scores["mask"]),
+                          height=height, colorbar="below", colorbar_title="|δ| summed over channels ([0, 1] scale)")
 
 
 def cam_figure(run: Run, opacity: float, cmap: str, *, height: int = 420) -> Optional[go.Figure]:

@@ -9,24 +9,33 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from ui.analysis import CAM_METHOD, is_at, scores_at
 from ui.chrome import fmt_value
 from ui.colours import CMAPS
+from ui.live import run_notes
 from ui.state import Run, page_widget
+
+if TYPE_CHECKING:
+    from advlens.report import AttackReport
+
+
+def report_at(run: Run, nu: float) -> AttackReport:
+    """The run's report with its interpretability scores at ν."""
+    from advlens.explain import summarise_scores
+
+    scores = scores_at(run, nu)
+    explanation = None if scores is None else summarise_scores(scores, nu, CAM_METHOD)
+    return dataclasses.replace(run.report, explanation=explanation)
 
 
 def report_json(run: Run, nu: float) -> str:
     """The JSON download: ``build_report(...).to_json()`` of the run with its interpretability scores at ν, i.e.
     the result.json that ``advlens attack --explain`` writes for the same run at ν = 90 (apart from timings)."""
-    from advlens.explain import summarise_scores
-
-    scores = scores_at(run, nu)
-    explanation = None if scores is None else summarise_scores(scores, nu, CAM_METHOD)
-    return dataclasses.replace(run.report, explanation=explanation).to_json()
+    return report_at(run, nu).to_json()
 
 
 def headline(run: Run) -> None:
@@ -45,7 +54,13 @@ def headline(run: Run) -> None:
     queries = "" if r.queries is None else f" · {r.queries:,} queries"
     badge = ":violet-badge[:material/visibility_off: black-box: probabilities only] " if r.queries is not None else ""
     st.caption(f"{badge}{run.title} on {run.image_title} · {run.model} · {r.iterations} iterations{queries} in "
-               f"{r.seconds:.2f} s on {r.device} · final c = {r.c:.3g}{stopped}")
+               f"{r.seconds:.2f} s on {r.device} · {final_c(r)}{stopped}")
+    run_notes(run)
+
+
+def final_c(r: AttackReport) -> str:
+    """The constant of the kept example; a failed run kept none, and its report's c is not one that was tried."""
+    return f"final c = {r.c:.3g}" if r.success else "no c succeeded"
 
 
 def metric_cards(run: Run, nu: float) -> None:
@@ -84,7 +99,8 @@ def metrics_rows(run: Run, nu: float) -> list[tuple[str, str, str]]:
          f"touched; {r.group_size}×{r.group_size} px, stride {r.stride}"),
         ("IS-ASM", fmt_value(is_asm, 4), f"‖B_ASM∘δ‖₂ / ‖δ‖₂ at ν = {nu:g}"),
         ("IS-CAM", fmt_value(is_cam, 4), f"top-{100 - nu:g}% of CAM(x₀, t₀)"),
-        ("Final c", f"{r.c:.4g}", "binary-search constant"),
+        ("Final c", f"{r.c:.4g}" if r.success else "none succeeded",
+         "binary-search constant of the kept example" if r.success else "no constant tried found an example"),
         ("Iterations", f"{r.iterations}", "all binary-search steps"),
         *([("Queries", f"{r.queries:,}", "images the black-box model classified")] if r.queries is not None else []),
         ("Time", f"{r.seconds:.2f}", "seconds"),
@@ -99,8 +115,8 @@ def metrics_table(run: Run, nu: float) -> None:
         "Unit / meaning": st.column_config.TextColumn(width="medium")})
 
 
-def compare_table(done: Sequence[Run], nu: float) -> None:
-    """One row per attack: success, prediction, distortions, groups, IS at ν, cost."""
+def compare_rows(done: Sequence[Run], nu: float) -> list[dict[str, Any]]:
+    """Compare's table: one row per attack with success, prediction, distortions, groups, IS at ν and cost."""
     rows: list[dict[str, Any]] = []
     for run in done:
         r, names = run.report, run.class_names
@@ -109,29 +125,82 @@ def compare_table(done: Sequence[Run], nu: float) -> None:
                      "Prediction": f"{names[r.pred_before]} → {names[r.pred_after]}", "ℓ0 (px)": r.l0, "ℓ1": r.l1,
                      "ℓ2": r.l2, "ℓ∞": r.linf, "Groups": f"{r.groups_nonzero}/{r.groups_total}", "IS-ASM": is_asm,
                      "IS-CAM": is_cam, "Iterations": r.iterations, "Queries": r.queries, "Time (s)": r.seconds})
+    if all(row["Queries"] is None for row in rows):  # only black-box attacks count queries
+        for row in rows:
+            del row["Queries"]
+    return rows
+
+
+def compare_table(done: Sequence[Run], nu: float) -> None:
+    """One row per attack (``compare_rows``)."""
     number = st.column_config.NumberColumn
-    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+    st.dataframe(compare_rows(done, nu), hide_index=True, width="stretch", column_config={
         "ℓ1": number(format="%.3f", help="Σ|δ|"), "ℓ2": number(format="%.3f", help="‖δ‖₂"),
         "ℓ∞": number(format="%.3f", help="max |δ|"), "IS-ASM": number(format="%.3f", help="‖B_ASM∘δ‖₂ / ‖δ‖₂ at ν"),
         "IS-CAM": number(format="%.3f", help="share of ‖δ‖₂ inside the top CAM region of x₀"),
         "Time (s)": number(format="%.2f")})
 
 
+def reports_json(done: Sequence[Run], nu: float) -> str:
+    """Several runs' reports as one JSON list: each item is ``report_json`` of that run (the CLI's result.json)."""
+    import json
+
+    return json.dumps([report_at(run, nu).to_dict() for run in done], indent=2, ensure_ascii=False) + "\n"
+
+
+def csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    """A table (one dict per row, the first row's keys as columns) as CSV; None and NaN as empty cells."""
+    import csv
+    import math
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+                         for k, v in row.items()})
+    return out.getvalue()
+
+
+def table_downloads(rows: Sequence[dict[str, Any]], reports: Any, stem: str, key: str) -> None:
+    """The table as CSV and the reports as JSON (``reports``: the text, or a callable that builds it on click)."""
+    cols = st.columns(2, gap="small")
+    cols[0].download_button("Table CSV", csv_text(rows), f"{stem}_table.csv", "text/csv", key=f"{key}.dl.csv",
+                            icon=":material/table:", on_click="ignore", width="stretch",
+                            help="The table above, one row per line, numbers at full precision.")
+    cols[1].download_button("Reports JSON", reports if reports is not None else "", f"{stem}_reports.json",
+                            "application/json", key=f"{key}.dl.reports", icon=":material/data_object:",
+                            on_click="ignore", width="stretch", disabled=reports is None,
+                            help="Every run's report in one JSON list, each in the schema of the CLI's result.json "
+                                 "(docs/report.md)." if reports is not None else
+                            "The reports need the model the runs used: choose it in the sidebar.")
+
+
+DELTA_VIEW_NAMES = {"magnitude": "|δ|", "R": "R", "G": "G", "B": "B"}
+
+
 def display_knobs(page: str, *, channels: int) -> dict[str, Any]:
-    """Colour map, overlay opacity, ν and channel: they change the view only, never the attack."""
+    """Colour map, overlay opacity, ν and, for a colour image, δ's view: they change the view only, never the
+    attack. "channel" is "magnitude" (|δ| summed over channels, the default for colour), "R", "G" or "B"."""
     cols = st.columns(4, gap="medium")
     cmap = cols[0].selectbox("Colour map", CMAPS, key=page_widget(page, "cmap", CMAPS[0]),
-                             help="Colours of the magnitude maps (groups, ASM, CAM). Signed δ is always blue–red.")
+                             help="Colours of the magnitude maps (|δ| of a colour image, groups, ASM, CAM). "
+                                  "Signed δ is always blue–red.")
     opacity = cols[1].slider("Overlay opacity", 0.0, 1.0, key=page_widget(page, "opacity", 0.7), step=0.05,
                              help="How strongly the maps cover the image underneath.")
     nu = cols[2].slider("ν · IS percentile", 10, 95, key=page_widget(page, "nu", 90), step=5,
                         help="B = pixels whose score is above its ν-th percentile; IS = ‖B∘δ‖₂ / ‖δ‖₂.")
-    channel = "all"
+    channel = "magnitude"
     if channels == 3:
-        channel = cols[3].segmented_control("Channel", ["all", "R", "G", "B"], key=page_widget(page, "channel", "all"),
-                                            help="Which colour channel of δ to show.") or "all"
+        key = page_widget(page, "channel", "magnitude")
+        if st.session_state[key] not in DELTA_VIEW_NAMES:  # "all" from before the magnitude view
+            st.session_state[key] = "magnitude"
+        channel = cols[3].segmented_control(
+            "δ view", list(DELTA_VIEW_NAMES), key=key, format_func=DELTA_VIEW_NAMES.get,
+            help="|δ|: how much each pixel changed, summed over R, G and B (one map, readable at a glance). "
+                 "R, G, B: that channel's signed change, blue darker, red brighter.") or "magnitude"
     else:
-        cols[3].caption("Channel: one (grayscale)")
+        cols[3].caption("δ: one channel (grayscale), signed")
     return {"cmap": cmap, "opacity": opacity, "nu": float(nu), "channel": channel}
 
 

@@ -111,7 +111,9 @@ class Trace:
     """What the live callback saw that the result does not keep: where each binary-search step began."""
 
     step_starts: list[int] = field(default_factory=list)
+    step_consts: list[float] = field(default_factory=list)  # c (of the first image) in each binary-search step
     stopped_by_user: bool = False
+    stop_reason: str = ""  # why a live run ended early: a key of ui.live.STOP_WORDS
     queries: list[int] = field(default_factory=list)  # a black-box attack's query count after each iteration
 
 
@@ -169,6 +171,8 @@ class SweepRecord:
     original: Tensor
     fixed: dict[str, Any]  # every other parameter, as run
     rows: list[SweepRow] = field(default_factory=list)
+    model: str = ""  # registry name of the model the sweep ran on
+    refs: list[str] = field(default_factory=list)  # the images' gallery refs, in the order of ``titles``
 
 
 @dataclass

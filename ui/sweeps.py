@@ -15,9 +15,10 @@ import streamlit as st
 from ui.chrome import fmt_num
 from ui.forms import help_text, param_widgets, read_params, starts, variant_param
 from ui.resources import ModelChoice
-from ui.state import keep, sweep_axis_key, sweep_images_key, sweep_key
+from ui.state import SweepRecord, keep, sweep_axis_key, sweep_images_key, sweep_key
 
 if TYPE_CHECKING:
+    from advlens.models import PixelModel
     from attacks.params import Param
 
 PAGE = "sweep"
@@ -110,3 +111,23 @@ def sweep_form(choice: ModelChoice, attack: str, param: Param) -> Optional[dict[
     return {"values": values, "params": read_params(PAGE, ds, attack, others),
             "series_param": None if series is None else series.name,
             "series": [""] if series is None else list(series.choices)}
+
+
+def sweep_rows(sweep: SweepRecord, title: str, names: dict[str, str]) -> list[dict[str, Any]]:
+    """The sweep's table: one row per value and series, means over its images (what the CSV download holds)."""
+    return [{title: fmt_num(r.value), "series": names[r.series], "success %": r.metrics["asr"],
+             "ℓ0 (px)": r.metrics["l0"], "ℓ1": r.metrics["l1"], "ℓ2": r.metrics["l2"], "ℓ∞": r.metrics["linf"],
+             "time (s)": r.metrics["seconds"]} for r in sweep.rows]
+
+
+def reports_json(sweep: SweepRecord, model: PixelModel) -> str:
+    """Every attacked image of every value as the one report (``advlens.report``), in one JSON list: each report's
+    ``params`` hold the swept value and the series."""
+    import json
+
+    from advlens.report import build_report
+
+    refs = sweep.refs or sweep.titles
+    reports = [build_report(r.result, model, model_name=sweep.model, image=refs[i], index=i).to_dict()
+               for r in sweep.rows for i in range(r.result.original.shape[0])]
+    return json.dumps(reports, indent=2, ensure_ascii=False) + "\n"
