@@ -3,9 +3,11 @@ rise with κ (Fig. 4 of the EAD paper); the feature-squeezing detector's squeeze
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
-from ui import chrome, defenses, state
+from ui import chrome, defenses, live, state
 
 PAGE = "defenses"
 
@@ -46,10 +48,10 @@ if go:
         if not src:
             raise ValueError("Choose at least one model to craft on.")
         check_compatible(src, tgt)
-        bar = st.progress(0.0)
+        bar, started = st.progress(0.0), time.perf_counter()
         budget = {"binary_search_steps": int(bsteps), "steps": int(iters), "initial_const": float(const)}
-        run = defenses.run_transfer(src, tgt, kappas, int(count), budget,
-                                    on_step=lambda n, total, what: bar.progress(n / total, text=what))
+        run = defenses.run_transfer(src, tgt, kappas, int(count), budget, on_step=lambda n, total, what: bar.progress(
+            n / total, text=live.steps_text(what, n, total, started, "attacks")))
         bar.empty()
         state.runs()[PAGE] = run
     except (ValueError, ModelUnavailable) as err:

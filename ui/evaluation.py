@@ -29,6 +29,7 @@ import streamlit as st
 from ui.chrome import first_line
 from ui.colours import short_label
 from ui.forms import param_widgets, read_params, starts
+from ui.live import fmt_seconds
 from ui.resources import ModelChoice
 from ui.state import keep, widget_key
 
@@ -289,9 +290,10 @@ class Job:
             return 1.0, "Every row is already stored."
         elapsed = time.perf_counter() - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        left = f" · about {math.ceil((self.total - self.done) / rate)} s left" if rate > 0 else ""
+        left = f" · about {fmt_seconds((self.total - self.done) / rate)} left" if rate > 0 else ""
         stopping = " · stopping after this chunk" if self.stop.is_set() else ""
-        return self.done / self.total, f"{self.done}/{self.total} rows · {rate:.2f} rows/s{left}{stopping}"
+        return self.done / self.total, (f"{self.done}/{self.total} rows · {fmt_seconds(elapsed)} elapsed · "
+                                        f"{rate:.2f} rows/s{left}{stopping}")
 
 
 _JOBS: dict[Path, Job] = {}

@@ -136,9 +136,11 @@ def attack_form(page: str, attack: str, choice: ModelChoice, label: int,
 
     entry, ds = get_attack(attack), choice.spec.dataset
     with st.form(f"{page}-form", border=True):
-        target_key = target_widget(page, choice, label)
+        top = st.columns([3, 2], gap="small", vertical_alignment="bottom")  # Run beside the target: in view at 1280×800
+        with top[0]:
+            target_key = target_widget(page, choice, label)
+        submitted = top[1].form_submit_button(submit, type="primary", icon=":material/play_arrow:", width="stretch")
         param_widgets(page, ds, attack, entry.params, starts(attack, ds))
-        submitted = st.form_submit_button(submit, type="primary", icon=":material/play_arrow:")
     if not (submitted or st.session_state.pop(rerun_key(page), False)):
         return None
     return {"params": read_params(page, ds, attack, entry.params), "target": st.session_state.get(target_key)}
@@ -259,7 +261,8 @@ def compare_form(page: str, lineup: Sequence[Column], choice: ModelChoice, label
                 with st.expander(f"{short_label(a)} only", icon=":material/tune:"):
                     param_widgets(page, ds, a, own[a], starts(a, ds))
         words = NUMBER_WORDS.get(len(lineup), str(len(lineup)))
-        submitted = st.form_submit_button(f"Run all {words}", type="primary", icon=":material/play_arrow:")
+        run_label = "Run both" if len(lineup) == 2 else f"Run all {words}"
+        submitted = st.form_submit_button(run_label, type="primary", icon=":material/play_arrow:")
     if not submitted:
         return None
     values = read_params(page, ds, SHARED, shared)

@@ -81,8 +81,11 @@ def image_picker(page: str, choice: ModelChoice, *, with_upload: bool = True) ->
     if st.session_state[key] not in refs:
         st.session_state[key] = refs[0]
 
+    upload_key = f"upload.{page}.{ds}"
+
     def picked_gallery() -> None:
         st.session_state[source_key] = "gallery"
+        _dismiss_upload_error(upload_key)
 
     st.selectbox("Image", refs, key=key, format_func=lambda r: titles.get(r, r), on_change=picked_gallery,
                  help=f"{len(refs)} bundled {ds} images" + (" (held-out digits the network never trained on)"
@@ -90,17 +93,18 @@ def image_picker(page: str, choice: ModelChoice, *, with_upload: bool = True) ->
     row = st.columns(2 if with_upload else 1, gap="small")
     if row[0].button("Browse", key=f"browse.{page}", icon=":material/grid_view:", width="stretch",
                      help="Thumbnails of the gallery: one image per class."):
-        _browse(page, choice.name, thumb_items(items), key, source_key)
+        _browse(page, choice.name, thumb_items(items), key, source_key, upload_key)
     if with_upload:
         with row[1].popover("Upload", icon=":material/upload:", width="stretch", help="Use an image of your own."):
-            up = st.file_uploader("Upload your own image", key=f"upload.{page}.{ds}",
+            up = st.file_uploader("Upload your own image", key=upload_key,
                                   help="PNG, JPEG, WebP, GIF, BMP or TIFF. Large images are downscaled; grayscale "
                                        "and colour are converted to what the model takes.")
         if up is not None:
             data = up.getvalue()
             _, upload_error = load_upload(data, choice.name)
             if upload_error:
-                show_error(upload_error)
+                if st.session_state.get(_dismissed_key(upload_key)) != up.file_id:  # until an image is picked instead
+                    show_error(upload_error)
             elif st.session_state.get(f"image.upload_id.{ds}") != up.file_id:
                 st.session_state[f"image.upload_id.{ds}"] = up.file_id
                 st.session_state[f"image.upload.{ds}"] = (up.name, data)
@@ -132,8 +136,20 @@ def _chosen(choice: ModelChoice, key: str, source_key: str, titles: dict[str, st
     return Picked(image, titles.get(ref, ref), image.ref, image.label)
 
 
+def _dismissed_key(upload_key: str) -> str:
+    return f"{upload_key}.dismissed"
+
+
+def _dismiss_upload_error(upload_key: str) -> None:
+    """A gallery image was picked: a failed upload still in the uploader no longer says so above the results."""
+    up = st.session_state.get(upload_key)
+    if up is not None:
+        st.session_state[_dismissed_key(upload_key)] = up.file_id
+
+
 @st.dialog("The gallery, one image per class", width="large")
-def _browse(page: str, model_name: str, thumbs: list[GalleryImage], key: str, source_key: str) -> None:
+def _browse(page: str, model_name: str, thumbs: list[GalleryImage], key: str, source_key: str,
+            upload_key: str) -> None:
     """Thumbnails in a dialog (drawn only when asked for: the first page stays light); a click picks one."""
     if st.session_state.pop(f"browse.{page}.picked", False):
         st.rerun()  # close the dialog; the page redraws with the picked image
@@ -142,12 +158,13 @@ def _browse(page: str, model_name: str, thumbs: list[GalleryImage], key: str, so
             with col:
                 st.image(thumbnail(it.ref, model_name), width="stretch")
                 st.button(short_title(it.title), key=f"thumb.{page}.{it.ref}", width="stretch", type="tertiary",
-                          on_click=_use_ref, args=(page, key, source_key, it.ref), help=it.title)
+                          on_click=_use_ref, args=(page, key, source_key, it.ref, upload_key), help=it.title)
 
 
-def _use_ref(page: str, key: str, source_key: str, ref: str) -> None:
+def _use_ref(page: str, key: str, source_key: str, ref: str, upload_key: str) -> None:
     st.session_state[key] = ref
     st.session_state[source_key] = "gallery"
+    _dismiss_upload_error(upload_key)
     st.session_state[f"browse.{page}.picked"] = True
 
 
@@ -187,6 +204,8 @@ def show_reading(p: Picked, choice: ModelChoice) -> None:
         else:
             st.markdown(f"Model says **{names[pred]}** ({prob:.1%})")
             st.caption("No label: the model's prediction is taken as the true class t₀.")
+        if p.runner_up is not None:  # what the target widget's default means for this image
+            st.caption(f"Runner-up: {names[p.runner_up]} (the default target)")
 
 
 def target_widget(page: str, choice: ModelChoice, label: int) -> str:
