@@ -21,6 +21,15 @@ SWEEP = dict(binary_search_steps=5, steps=300, initial_const=1e-2)
 CW_SWEEP = dict(SWEEP, learning_rate=0.1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sessions_dir(tmp_path_factory):
+    """The app's run histories (ui/history.py) go to a temporary folder, never the user's cache; the browser
+    tests' servers inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ADVLENS_SESSIONS_DIR", str(tmp_path_factory.mktemp("sessions")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def mnist_model():
     return load_model("mnist-cnn")
