@@ -12,8 +12,11 @@ Evaluate, Teach), the sidebar. Pages compose the widgets and panels of ``ui/``; 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import streamlit as st
+
+FAVICON = str(Path(__file__).with_name("ui") / "favicon.png")  # served by the app: a material icon is fetched from Google
 
 PAGES = (
     ("app_pages/explore.py", "Explore", ":material/biotech:", "Attack one image and take the result apart."),
@@ -32,22 +35,26 @@ PAGES = (
 
 
 def main() -> None:
-    from ui import chrome, live, resources, state
+    from ui import chrome, history, links, live, paper_presets, resources, state
 
-    st.set_page_config(page_title="advlens · adversarial lab", page_icon=":material/blur_on:", layout="wide",
+    st.set_page_config(page_title="advlens · adversarial lab", page_icon=FAVICON, layout="wide",
                        initial_sidebar_state="expanded")
     resources.configure_torch()
     chrome.style()
     state.keep_widget_state()
+    links.apply_url()  # a shared link's model, image, attack and parameters, before any widget is drawn
     page = st.navigation([st.Page(path, title=title, icon=icon, help=help_, default=k == 0)
                           for k, (path, title, icon, help_) in enumerate(PAGES)], position="sidebar")
     chrome.sidebar()
+    paper_presets.sidebar()
     live.await_previous_run()
+    history.before_page()
     try:
         page.run()
     except Exception as err:  # the last line of defence: one sentence in the page, the traceback in the server log
         logging.getLogger("advlens.app").exception("page %s failed", page.title)
         chrome.show_error(f"Something went wrong on this page: {chrome.first_line(err)}")
+    history.after_page(page.title)
     resources.warm_up()
 
 

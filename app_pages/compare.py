@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from ui import analysis, chrome, figures, forms, live, panels, pickers, resources, state
+from ui import analysis, chrome, figures, forms, guide, live, panels, paper_presets, pickers, resources, state
 from ui.colours import column_colour
 
 PAGE = "compare"
@@ -15,6 +15,7 @@ DEFAULT_LINEUP = ("C&W L2", "EAD-FISTA · EN rule", "EAD-FISTA · L1 rule", "Str
 chrome.page_header("Compare", "The same image and target under several attacks, run in turn with one shared "
                               "budget. Columns line up panel by panel; the table and the IS-vs-ν plot put the "
                               "numbers side by side.")
+paper_presets.note(PAGE)
 
 choice = resources.current_model()
 usable = not resources.known_failure(choice)
@@ -64,10 +65,20 @@ def results(done: list[state.Run]) -> None:
     target = first.report.target
     chrome.section("Side by side", f"{first.image_title} · {first.model} · target "
                                    + (first.class_names[target] if target is not None else "none (untargeted)"))
-    knobs = panels.display_knobs(PAGE, channels=first.result.original.shape[1])
+    head = st.columns([1, 4], gap="medium")
+    with head[0]:
+        before = first.report.top5_before[0]
+        chrome.image_panel(first.result.original[0], f"original x₀ · model: {first.class_names[before[0]]} "
+                                                     f"({before[1]:.0%})")
+    with head[1]:
+        knobs = panels.display_knobs(PAGE, channels=first.result.original.shape[1])
+        shared = st.toggle("One colour range across the attacks", key=state.page_widget(PAGE, "shared_scale", False),
+                           help="Off: every panel is scaled to its own largest value, so even a small δ is "
+                                "visible. On: each row of panels shares one range, so columns compare by colour.")
+        guide.how_to_read("delta", "groups", "asm_delta", label="How to read these panels")
     nu, cmap, opacity = knobs["nu"], knobs["cmap"], knobs["opacity"]
-    scales = analysis.shared_scales(done)
-    st.caption("Each row of panels shares one colour range across the attacks.")
+    scales = analysis.shared_scales(done) if shared else {"groups": None, "magnitude": None}
+    delta_limit = figures.delta_limit(done, knobs["channel"]) if shared else None
     for k, (col, run) in enumerate(zip(st.columns(len(done), gap="medium"), done)):
         r, names = run.report, run.class_names
         after = r.top5_after[0]
@@ -78,9 +89,11 @@ def results(done: list[state.Run]) -> None:
             else:
                 st.badge("Failed", icon=":material/cancel:", color="red")
             st.caption(f"ℓ1 {r.l1:.3f} · ℓ2 {r.l2:.3f} · ℓ0 {r.l0} px · {r.seconds:.1f} s")
+            live.run_notes(run)
             chrome.image_panel(run.result.adversarial[0], f"adversarial · model: {names[after[0]]} ({after[1]:.0%})")
-            st.markdown("**δ**", help="Signed perturbation on the [0, 1] intensity scale.")
-            chrome.plot(figures.delta_figure(run, knobs["channel"], height=240, limit=scales["delta"]),
+            st.markdown("**δ**", help="Perturbation on the [0, 1] intensity scale: signed (red brighter, blue "
+                                      "darker) for grayscale or one channel; |δ| summed over channels for colour.")
+            chrome.plot(figures.delta_figure(run, knobs["channel"], height=240, limit=delta_limit, cmap=cmap),
                         f"{PAGE}.delta.{k}")
             st.markdown("**Groups**", help="‖δ_G‖₂ per group, untouched groups clear.")
             chrome.plot(figures.groups_figure(run, cmap, opacity, height=240, zmax=scales["groups"]),
@@ -95,6 +108,8 @@ def results(done: list[state.Run]) -> None:
 
     chrome.section("Metrics", "Distortions on the [0, 1] intensity scale; ℓ0 counts pixels; IS at the ν above.")
     panels.compare_table(done, nu)
+    panels.table_downloads(panels.compare_rows(done, nu), panels.reports_json(done, nu), f"advlens_compare_{first.id}",
+                           PAGE)
     curves = {run.title: {nu_: float(v[0]) for nu_, v in run.scores["is_curve"].items()}
               for run in done if run.scores is not None}
     if curves:
@@ -106,6 +121,7 @@ def results(done: list[state.Run]) -> None:
                                                            "the perturbation sits where the ASM says it matters.")
         chrome.plot(is_curve_figure(curves, title="", colours=colours, marker=nu, height=340, legend_below=True),
                     f"{PAGE}.is")
+        guide.how_to_read("is_curve", "is")
 
 
 stored = state.runs().get(PAGE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from ui import analysis, chrome, figures, forms, live, panels, pickers, resources, state
+from ui import all_targets, analysis, chrome, figures, forms, guide, live, panels, paper_presets, pickers, resources, state
 from ui.colours import short_label
 
 PAGE = "explore"
@@ -13,6 +13,7 @@ PAGE = "explore"
 chrome.page_header("Explore", "Pick an image and an attack, press **Run attack** and watch the perturbation form; "
                               "then take the result apart. Parameters only apply when you press the button; the "
                               "display controls above the results change the view without re-running anything.")
+paper_presets.note(PAGE)
 
 choice = resources.current_model()
 usable = not resources.known_failure(choice)
@@ -68,15 +69,18 @@ def results(run: state.Run) -> None:
         st.markdown("**Adversarial x₀ + δ**")
         chrome.image_panel(run.result.adversarial[0], f"model: {names[r.top5_after[0][0]]} ({r.top5_after[0][1]:.1%})")
     with cols[2]:
-        st.markdown("**Perturbation δ**", help="Signed change of each pixel on the [0, 1] intensity scale: red "
-                                               "brighter, blue darker, white unchanged.")
-        chrome.plot(figures.delta_figure(run, knobs["channel"]), f"{PAGE}.delta")
+        st.markdown("**Perturbation δ**", help="Change of each pixel on the [0, 1] intensity scale. Grayscale, or "
+                                               "one channel chosen under δ view: signed, red brighter, blue darker, "
+                                               "white unchanged. Colour by default: |δ| summed over R, G and B.")
+        chrome.plot(figures.delta_figure(run, knobs["channel"], cmap=cmap), f"{PAGE}.delta")
+        guide.how_to_read("delta")
     with cols[3]:
         st.markdown("**Group sparsity**", help="ℓ2 norm of δ over each group of pixels (all channels), painted on "
                                                "the pixels it covers; untouched groups are clear.")
         chrome.plot(figures.groups_figure(run, cmap, opacity), f"{PAGE}.groups")
         st.caption(f"{r.groups_nonzero} of {r.groups_total} groups touched · {r.group_size}×{r.group_size} px, "
                    f"stride {r.stride}")
+        guide.how_to_read("groups")
 
     left, right = st.columns([2, 3], gap="large")
     t = run.explained_target
@@ -88,6 +92,7 @@ def results(run: state.Run) -> None:
         chrome.plot(figures.asm_figure(run, nu, cmap, opacity), f"{PAGE}.asm", run.analysis_error or "Not computed.")
         if t is not None:
             st.caption(f"ASM of x₀ for t₀ = {names[r.label]} → t = {names[t]} · outline: B_ASM at ν = {nu:g}")
+        guide.how_to_read("asm")
     with right:
         st.markdown("**Class activation maps**", help="Grad-CAM of the original and the adversarial image for the "
                                                       "true class t₀ and the target t, on one colour range (Fig. 4 "
@@ -97,6 +102,7 @@ def results(run: state.Run) -> None:
             _, is_cam = analysis.is_at(run, nu)
             st.caption(f"Grad-CAM on the model's last convolutional features · IS-CAM at ν = {nu:g} (share of ‖δ‖₂ "
                        f"inside the top {100 - nu:g}% of C(x₀, t₀)): {chrome.fmt_value(is_cam)}")
+        guide.how_to_read("cam")
 
     left, right = st.columns([3, 4], gap="large")
     with left:
@@ -109,6 +115,7 @@ def results(run: state.Run) -> None:
     with right:
         st.markdown("**Metrics**")
         panels.metrics_table(run, nu)
+        guide.how_to_read("is", label="What is a good IS?", extra=guide.chance_lines(run, nu))
     panels.downloads(run, nu, PAGE)
 
 
@@ -116,5 +123,7 @@ stored = state.runs().get(PAGE)
 if stored is not None:
     analysis.ensure_scores(stored, choice)
     results(stored)
+    if usable:
+        all_targets.section(PAGE, stored, choice, picked)
 elif usable:
     st.info("No result yet: choose an image and an attack, then press **Run attack**.", icon=":material/arrow_upward:")

@@ -52,9 +52,10 @@ def small_budgets() -> dict:
     return seeds
 
 
-def start(page: str | None = None, **state) -> AppTest:
+def start(page: str | None = None, *, tiny: bool = True, **state) -> AppTest:
+    """The app on ``page`` with ``state`` seeded (and, unless ``tiny`` is False, the tiny budgets above)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    for key, value in {**small_budgets(), **state}.items():
+    for key, value in {**(small_budgets() if tiny else {}), **state}.items():
         at.session_state[key] = value
     at.run()
     if page:

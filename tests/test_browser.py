@@ -121,12 +121,17 @@ def no_exception(page) -> None:
 def test_a_first_visit_straight_to_a_page_url_gets_the_whole_app(server, page):
     """The first request a fresh server gets is a page's own URL (a bookmark, a reload after a restart): the page
     must still come up inside the app (its navigation, the model picker), not as a bare script. Kept first in this
-    module, so the server has served nothing before it."""
+    module, so the server has served nothing before it. Nothing is fetched from elsewhere (the favicon is the
+    app's own: a material-icon favicon is fetched from fonts.gstatic.com on every load, an error offline)."""
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith((server, "data:")) else outside.append(r.url))
     page.goto(f"{server}/compare", wait_until="domcontentloaded")
     expect(page.get_by_test_id("stSidebar").get_by_text("Model", exact=True)).to_be_visible(timeout=60_000)
     expect(page.get_by_role("link", name="Evaluate")).to_be_visible()
     wait_idle(page)
     no_exception(page)
+    assert page.evaluate("() => document.querySelector('link[rel*=icon]').href").startswith(server)
+    assert not outside, outside
 
 
 def test_explore_ead_on_a_digit(server, page):
@@ -203,7 +208,7 @@ def test_stop_keeps_the_best_result_so_far(server, page):
     page.get_by_role("button", name="Run attack").click()
     progress = page.get_by_test_id("stProgress")
     progress.wait_for(timeout=60_000)
-    page.wait_for_function("() => /iteration ([3-9]\\d|\\d{3,})\\/5000/.test("
+    page.wait_for_function("() => /iteration ([3-9]\\d|\\d{3,}|\\d,\\d{3}) of (at most )?5,000/.test("
                            "document.querySelector('[data-testid=\"stProgress\"]')?.innerText || '')",
                            timeout=RUN_TIMEOUT_MS)
     page.get_by_test_id("stButton").get_by_role("button", name="Stop").click()
@@ -272,3 +277,162 @@ def test_evaluate_two_digits_with_the_quick_budget(server, page, tmp_path):
     expect(page.get_by_text(re.compile(r"^Success — 0 → "))).to_be_visible()  # row #1: digit 0, a success
     no_exception(page)
     screenshot(page, "browser_evaluate_explore.png")
+
+
+# ---- Live runs: a click elsewhere, Streamlit's own Stop, the Run button in view (issue 11 item 6) ---------------
+
+def start_long_run(tab) -> str:
+    """EAD on Explore with 1 × 5000 iterations and no early abort (seconds to reach iteration 30); the progress line
+    once it has."""
+    tab.get_by_role("button", name="Run attack").click()
+    tab.get_by_test_id("stProgress").wait_for(timeout=60_000)
+    tab.wait_for_function("() => /iteration ([3-9]\\d|\\d{3,}|\\d,\\d{3}) of (at most )?5,000/.test("
+                          "document.querySelector('[data-testid=\"stProgress\"]')?.innerText || '')",
+                          timeout=RUN_TIMEOUT_MS)
+    return tab.get_by_test_id("stProgress").inner_text()
+
+
+def kept_result(tab, reason: str) -> None:
+    """The stopped run's result is on the page with why it stopped, and no progress box is left."""
+    tab.get_by_test_id("stCaptionContainer").filter(has_text=reason).wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(tab)
+    expect(tab.get_by_text(re.compile(r"\d+ iterations in .* stopped early, best so far"))).to_have_count(1)
+    expect(tab.get_by_test_id("stMetric").filter(has_text="ℓ1")).to_have_count(1, timeout=60_000)
+    expect(tab.get_by_test_id("stProgress")).to_have_count(0, timeout=60_000)
+    expect(tab.get_by_role("button", name="Stop", exact=True)).to_have_count(0, timeout=60_000)
+    no_exception(tab)
+
+
+def test_a_click_elsewhere_or_streamlits_own_stop_keeps_the_result_and_says_why(server, page):
+    """Issue 11 item 6. A click on the image box while an attack runs: the result so far is shown with "the page
+    was changed during the run". Streamlit's own Stop (top right) during the next run: the result is shown at once,
+    without another click, "stopped by you", and no frozen progress box with a live-looking Stop remains."""
+    page.goto(server, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)
+    wait_idle(page)
+    for width, height in ((1440, 900), (1280, 800)):  # issue 11: Run was below the fold at both sizes
+        page.set_viewport_size({"width": width, "height": height})
+        box = page.get_by_role("button", name="Run attack").bounding_box()
+        assert box is not None and box["y"] + box["height"] <= height, (width, height, box)
+    for name, value in (("binary-search steps", "1"), ("iterations per step", "5000")):
+        box = page.get_by_role("spinbutton", name=name)
+        box.fill(value)
+        box.press("Tab")
+    page.get_by_test_id("stCheckbox").filter(has_text="abort early").click()
+    text = start_long_run(page)
+    assert re.search(r"[\d.]+ s elapsed · c-step 1 of 1 · iteration [\d,]+ of 5,000 · [\d.,]+ it/s · about "
+                     r"[\d.]+ (s|min \d+ s) left", text), text
+    choose(page, "Image", "digit 3 (#3)")  # a click elsewhere: Streamlit stops the running script
+    kept_result(page, "Stopped because the page was changed during the run")
+    screenshot(page, "live_click_elsewhere.png")
+
+    start_long_run(page)
+    page.get_by_test_id("stStatusWidget").get_by_role("button", name="Stop").click()
+    kept_result(page, "Stopped by you with Streamlit's own Stop")
+    screenshot(page, "live_toolbar_stop.png")
+
+
+def test_a_browser_reload_keeps_the_result(server, page):
+    """Issue 11 item 9: after a reload the session's results were gone. The history lives on the server's disk under
+    the URL's session id (tests/conftest.py points it at a temporary folder), so a reload brings the result back."""
+    page.goto(f"{server}/?image=mnist:3&target=5&binary_search_steps=1&steps=30&initial_const=10",
+              wait_until="domcontentloaded")  # a configuration link with a reduced budget
+    page.get_by_role("button", name="Run attack").click(timeout=120_000)
+    headline = page.get_by_text(re.compile(r"^EAD-FISTA on digit 3 \(#3\)"))
+    headline.wait_for(timeout=RUN_TIMEOUT_MS)
+    l2 = page.get_by_test_id("stMetric").filter(has_text="ℓ2").get_by_test_id("stMetricValue")
+    value = l2.inner_text()
+    assert re.search(r"[?&]session=[0-9a-f]{32}", page.url) and "steps=30" in page.url
+
+    page.reload(wait_until="domcontentloaded")
+    headline.wait_for(timeout=120_000)
+    expect(l2).to_have_text(value, timeout=60_000)
+    expect(page.get_by_text(re.compile(r"From this session's history \(run #1\)"))).to_be_visible()
+    no_exception(page)
+
+
+# ---- Several sessions against one server (issue 11 item 1) -------------------------------------------------------
+
+SESSION_ATTACKS = ("C&W L2", "EAD-FISTA", "EAD-ISTA", "COV", "StrAttack", "I-FGM")
+PANEL_KEYS = ("delta", "groups", "asm", "cam", "top5", "loss")  # Explore's plotly panels, keyed explore.<name>
+
+
+def prepare(page, url: str, digit: int, attack: str) -> None:
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Explore").wait_for(timeout=120_000)
+    wait_idle(page)
+    choose(page, "Image", f"digit {digit} (#{digit})")
+    expect(page.get_by_text(f"True class {digit}")).to_be_visible(timeout=60_000)
+    page.get_by_role("radio", name=attack, exact=True).click()
+    wait_idle(page)
+
+
+def assert_own_result(page, digit: int, attack: str) -> None:
+    """This session's result is its own attack on its own digit, judged by the model, with every panel drawn."""
+    page.get_by_text(re.compile(rf"^{re.escape(attack)} on digit {digit} \(#{digit}\)")).wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    verdict = page.get_by_test_id("stAlert").filter(has_text=re.compile(rf"(Success — {digit} → |Failed — still {digit})"))
+    expect(verdict).to_have_count(1, timeout=60_000)
+    screenshot(page, f"browser_session_{attack.replace('&', '').replace(' ', '_')}_{digit}.png")
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(len(PANEL_KEYS), timeout=60_000)
+    expect(page.get_by_text("Not computed.")).to_have_count(0)
+    expect(page.get_by_text(re.compile("ran \\d+ times in one forward pass"))).to_have_count(0)
+    no_exception(page)
+
+
+def server_log_since(offset: int) -> str:
+    with open(ARTIFACTS / "streamlit.log", encoding="utf-8", errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def test_six_sessions_attack_at_once_and_each_keeps_its_own_result_and_panels(server, browser):
+    """Six browser sessions, each a different attack on a different digit, all started before any finishes. They
+    share the server's one cached model (the CAM hooks once broke other sessions' panels: "Layer '8' ran 7 times in
+    one forward pass"). The app's MNIST CPU defaults, so the six runs take about a minute on two cores."""
+    log_start = (ARTIFACTS / "streamlit.log").stat().st_size
+    sessions = []
+    try:
+        for k, attack in enumerate(SESSION_ATTACKS):
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            page = context.new_page()
+            sessions.append((context, page, k + 1, attack))
+            prepare(page, server, k + 1, attack)
+        for _, page, _, _ in sessions:  # six runs in flight at once
+            page.get_by_role("button", name="Run attack").click()
+        for _, page, digit, attack in sessions:
+            assert_own_result(page, digit, attack)
+        screenshot(sessions[4][1], "browser_six_sessions_strattack.png")
+    finally:
+        for context, *_ in sessions:
+            context.close()
+    log = server_log_since(log_start)
+    assert "Traceback" not in log and "Exception" not in log, log[-3000:]
+
+
+def test_one_session_draws_its_panels_while_another_attacks(server, browser):
+    """Session A runs a long attack; meanwhile session B runs a short one and draws its ASM and CAM panels through
+    the same shared model. B's panels are complete while A is still running; A then finishes with its own panels."""
+    log_start = (ARTIFACTS / "streamlit.log").stat().st_size
+    a_context = browser.new_context(viewport={"width": 1280, "height": 800})
+    b_context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        a, b = a_context.new_page(), b_context.new_page()
+        prepare(a, server, 7, "EAD-FISTA")
+        for name, value in (("binary-search steps", "1"), ("iterations per step", "3000")):
+            box = a.get_by_role("spinbutton", name=name)
+            box.fill(value)
+            box.press("Tab")
+        a.get_by_test_id("stCheckbox").filter(has_text="abort early").click()  # so A surely outlasts B
+        prepare(b, server, 8, "C&W L2")
+        a.get_by_role("button", name="Run attack").click()
+        a.get_by_test_id("stProgress").wait_for(timeout=60_000)
+        b.get_by_role("button", name="Run attack").click()
+        assert_own_result(b, 8, "C&W L2")
+        assert a.get_by_test_id("stProgress").count() == 1, "A finished before B drew its panels: no overlap tested"
+        assert_own_result(a, 7, "EAD-FISTA")
+    finally:
+        a_context.close()
+        b_context.close()
+    log = server_log_since(log_start)
+    assert "Traceback" not in log and "Exception" not in log, log[-3000:]
