@@ -45,7 +45,9 @@ if usable:
         st.image([pickers.thumbnail(it.ref, choice.name) for it in items],
                  caption=[pickers.short_title(it.title) for it in items], width=72)
         st.caption(f"One attack per value (and per decision rule, for EAD) on a batch of {len(items)} "
-                   f"image{'s' if len(items) > 1 else ''}; on CPU each takes a few seconds with the starting budget.")
+                   f"image{'s' if len(items) > 1 else ''}; "
+                   + ("on a CPU each takes seconds with the starting budget." if ds == "mnist" else
+                      "on a CPU each takes tens of seconds on this model (the whole sweep minutes): the progress line says how long."))
     live_area = st.container()
     if request is not None and "error" in request:
         chrome.show_error(request["error"])

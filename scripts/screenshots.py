@@ -1,11 +1,13 @@
 """Screenshots of every page of the running app, for the README and for looking at the layout.
 
     python scripts/screenshots.py [--out docs/screenshots] [--sizes 1280x800,1920x1080] [--pages explore,compare]
+    python scripts/screenshots.py --model efficientnet-lite0 --pages explore,compare --sizes 1280x800
 
 Starts ``streamlit run app.py`` on a free port, drives each page with Playwright and Debian's chromium
 (``/usr/bin/chromium``; override with ``CHROMIUM``), runs the page's attack with the form's starting budget,
 and writes ``<page>.png`` (full page at the first size: the README's pictures); ``--review`` adds the viewport and
-the full page at every size, for checking the layout.
+the full page at every size, for checking the layout. ``--model`` opens the app through a configuration link
+(``?model=…``) and moves between pages in that one session, writing ``<page>_<model>.png``.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--sizes", default="1280x800,1920x1080")
     parser.add_argument("--pages", default="explore,compare,sweep,teach")
+    parser.add_argument("--model", help="another model than the default, chosen through a configuration link")
     parser.add_argument("--no-run", action="store_true", help="do not press the run buttons")
     parser.add_argument("--review", action="store_true",
                         help="also write <page>_<W>x<H>.png (viewport) and <page>_<W>x<H>_full.png for every size")
@@ -121,18 +124,26 @@ def main(argv: list[str] | None = None) -> int:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": sizes[0][0], "height": sizes[0][1]})
         page = context.new_page()
+        if args.model:
+            goto(page, url, f"?model={args.model}")
         for name in args.pages.split(","):
-            goto(page, url, "" if name == "explore" else name)
+            if not args.model:
+                goto(page, url, "" if name == "explore" else name)
+            elif name != "explore":  # the same session, so the model chosen by the link stays
+                page.get_by_test_id("stSidebarNav").get_by_role("link", name=name.title()).click()
+                page.get_by_role("heading", level=1).first.wait_for(timeout=180_000)
+                wait_idle(page)
+            stem = f"{name}_{args.model}" if args.model else name
             if not args.no_run:
                 run_page(page, name)
             for k, (w, h) in enumerate(sizes):
                 page.set_viewport_size({"width": w, "height": h})
                 wait_idle(page)
                 if k == 0:
-                    full_page_shot(page, args.out / f"{name}.png", w, h)
+                    full_page_shot(page, args.out / f"{stem}.png", w, h)
                 if args.review:
-                    page.screenshot(path=str(args.out / f"{name}_{w}x{h}.png"))
-                    full_page_shot(page, args.out / f"{name}_{w}x{h}_full.png", w, h)
+                    page.screenshot(path=str(args.out / f"{stem}_{w}x{h}.png"))
+                    full_page_shot(page, args.out / f"{stem}_{w}x{h}_full.png", w, h)
                 print(f"{name} {w}x{h} done", flush=True)
             page.set_viewport_size({"width": sizes[0][0], "height": sizes[0][1]})
         browser.close()

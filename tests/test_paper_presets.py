@@ -1,5 +1,5 @@
 """Paper presets (issue 11): one click sets model, image, attacks and budget and opens the page that reproduces a
-figure; the Table 1 preset is also run, at the budget it sets (the app's MNIST CPU budget, 3 × 100: about 15 s),
+figure; the Table 1 preset is also run, at the budget it sets (the app's MNIST CPU budget, 3 × 100: about 2 s),
 and shows the table's contrast: at the same β, EAD's δ is far sparser than COV's."""
 
 from __future__ import annotations

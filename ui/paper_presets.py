@@ -59,14 +59,13 @@ PRESETS = (
     PaperPreset("EN vs L1 rule over β", "EAD paper, Fig. 2", "sweep", "Run sweep",
                 "Both rules reach 100% success; for the same β the L1 rule has the lower ℓ1 and the higher ℓ2 "
                 "and ℓ∞, and ℓ1 falls as β grows (6 × 500 iterations, enough for the trend of the figure).",
-                "about 4 min", _fig2()),
+                "about 2 min", _fig2()),
     PaperPreset("COV vs EAD at β = 0.01", "EAD paper, Table 1", "compare", "Run both",
                 "Both succeed, but EAD changes far fewer pixels (ℓ0) at a lower ℓ1: soft thresholding sets most of δ "
-                "exactly to zero, the change of variables cannot (on digit 3: ℓ0 175 vs 428, ℓ1 21.8 vs 41.3).",
-                "about 15 s", _table1()),
+                "exactly to zero, the change of variables cannot.", "about 2 s", _table1()),
     PaperPreset("StrAttack's sparse groups", "StrAttack paper, Figs. 1 and 4", "explore", "Run attack",
                 "The group-sparsity grid: most 2×2 groups untouched, the rest concentrated on the strokes that turn "
-                "a 7 into the target; the ASM outline sits on the same strokes.", "about 15 s", _strattack()),
+                "a 7 into the target; the ASM outline sits on the same strokes.", "about 1 s", _strattack()),
 )
 
 
