@@ -86,22 +86,20 @@ _NAMES = {"l0": "ℓ0", "l1": "ℓ1", "l2": "ℓ2", "linf": "ℓ∞"}
 
 
 def _run(page: str, stored: Run, choice: Any, picked: Any, classes: int) -> None:
+    from attacks.registry import ATTACKS
     from attacks.targets import all_targets
 
-    model = choice.model
     x, labels, targets = all_targets(stored.result.original[:1], stored.result.labels[:1], classes)
-    from attacks.registry import ATTACKS
-
     names = {p.name for p in ATTACKS[stored.attack].params}  # the report also records fixed arguments (optimiser)
     params = {k: v for k, v in stored.report.params.items() if k in names}
     with live.LiveRunner(st.container(), key=f"{page}.all-targets") as runner:
-        out = runner.run(stored.attack, model, x, labels, targets, params, title=f"{stored.title} · all targets")
+        out = runner.run(stored.attack, choice.model, x, labels, targets, params, title=f"{stored.title} · all targets")
     if out is None:
         return
     result, trace = out
-    first = analysis.make_run(stored.attack, stored.title, choice, picked, result.select(0), trace)
-    done = [first] + [replace(analysis.make_run(stored.attack, stored.title, choice, picked, result.select(i), trace),
-                              id=first.id + i) for i in range(1, result.original.shape[0])]
+    done = [analysis.make_run(stored.attack, stored.title, choice, picked, result.select(i), trace)
+            for i in range(result.original.shape[0])]
+    done = [replace(run, id=done[0].id + i) for i, run in enumerate(done)]  # made within one ms: ids must differ
     runs()[store_key(page)] = summarise(stored.attack, done, int(labels[0]), classes)
 
 

@@ -21,7 +21,8 @@ from ui.state import (
     widget_key,
 )
 
-PENDING = "paper_presets.pending"  # the page a preset asked for, switched to on the next script run
+PENDING = "paper_presets.pending"  # the preset just pressed: its page is opened on the next script run
+SHOWN = "paper_presets.shown"  # the preset whose note its page shows
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def apply(preset: PaperPreset) -> None:
     """A button's callback: set the widgets' keys (callbacks run before the widgets exist) and ask for the page."""
     for key, value in preset.state.items():
         st.session_state[key] = value
-    st.session_state[PENDING] = preset.page
+    st.session_state[PENDING] = preset
 
 
 def sidebar() -> None:
@@ -84,16 +85,15 @@ def sidebar() -> None:
                       width="stretch", help=f"Opens {preset.page.title()} with the model, image, attacks and "
                                             f"budget set; press **{preset.button}** there ({preset.seconds} on "
                                             f"a 2-core CPU). {preset.look_for}")
-    page = st.session_state.pop(PENDING, None)
-    if page is not None:
-        preset = next(p for p in PRESETS if p.page == page)
-        st.session_state[f"{PENDING}.note"] = preset
-        st.switch_page(f"app_pages/{page}.py")
+    preset = st.session_state.pop(PENDING, None)
+    if isinstance(preset, PaperPreset):
+        st.session_state[SHOWN] = preset
+        st.switch_page(f"app_pages/{preset.page}.py")
 
 
 def note(page: str) -> None:
     """On the page a preset opened: what was set, what to press, how long it takes, what to look for."""
-    preset = st.session_state.get(f"{PENDING}.note")
+    preset = st.session_state.get(SHOWN)
     if isinstance(preset, PaperPreset) and preset.page == page:
         st.info(f"**{preset.source}: {preset.name}** is set up. Press **{preset.button}** ({preset.seconds} on a "
                 f"2-core CPU). {preset.look_for}", icon=":material/menu_book:")
