@@ -99,6 +99,7 @@ def build_parser(attack: str = DEFAULT_ATTACK) -> argparse.ArgumentParser:
     e.add_argument("--backend", default="in-process", help="in-process (default) or ray")
     e.add_argument("--address", default=None, help="a Ray cluster's address (default: RAY_ADDRESS, else a local one)")
     e.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per GPU, else per CPU)")
+    e.add_argument("--threads", type=int, default=1, help="torch threads per Ray CPU worker (default 1)")
     e.add_argument("--out", required=True, type=Path, help="the results folder (holds results.db)")
 
     from advlens.perturbation_cli import add_parsers as add_perturbation_parsers
@@ -330,6 +331,8 @@ def _cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise UsageError(f"--chunk must be at least 1; got {args.chunk}")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1; got {args.workers}")
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1; got {args.threads}")
     device = parse_device(args.device)
     progress: list[Progress] = []
 
@@ -348,7 +351,7 @@ def _cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     try:
         outcome = evaluate(args.model, specs, images, targets, args.out, seed=args.seed, device=device, chunk=args.chunk,
                            backend=args.backend, address=args.address, workers=args.workers,
-                           command=["advlens", *argv], on_rows=rows, on_plan=planned, craft_on=args.craft_on)
+                           threads=args.threads, command=["advlens", *argv], on_rows=rows, on_plan=planned, craft_on=args.craft_on)
     except KeyboardInterrupt:
         print("\ninterrupted: every finished chunk is stored; run the same command to resume.", file=sys.stderr)
         return 130

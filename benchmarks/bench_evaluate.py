@@ -1,7 +1,7 @@
 """Throughput of `advlens evaluate` against one-at-a-time attacks, and the Ray backend against in-process.
 
     OMP_NUM_THREADS=2 python -m benchmarks.bench_evaluate [--digits 10] [--singles 18] [--attack ead] [--ray]
-        [--workers 2] [--budget paper|K,N]
+        [--workers 2] [--threads 1] [--budget paper|K,N]
 
 The work: held-out digits mnist:0 … mnist:{digits-1}, every incorrect target (the papers' protocol), the attack
 with the paper's budget (9 binary-search steps × 1000 iterations, early abort on) unless ``--budget K,N`` says
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--budget", default="paper", help="paper, or K,N: K binary-search steps × N iterations")
     parser.add_argument("--ray", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per Ray worker")
     args = parser.parse_args()
 
     given = {}
@@ -80,14 +81,15 @@ def main() -> None:
             import ray
 
             t0 = time.perf_counter()
-            ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=args.workers * args.threads, include_dashboard=False, log_to_driver=False)
             ray_start = time.perf_counter() - t0
             t0 = time.perf_counter()
-            evaluate("mnist-cnn", [attack], images, "all", Path(tmp) / "ray", backend="ray", workers=args.workers)
+            evaluate("mnist-cnn", [attack], images, "all", Path(tmp) / "ray", backend="ray", workers=args.workers,
+                     threads=args.threads)
             on_ray = time.perf_counter() - t0
             ray.shutdown()
-            ray_line = (f"| `evaluate --backend ray` ({args.workers} workers × 1 thread; cluster start {ray_start:.1f} s "
-                        f"not counted) | {on_ray:.1f} | {cases / on_ray:.2f} | {on_ray / batched:.2f}× the in-process time |\n")
+            ray_line = (f"| `evaluate --backend ray` ({args.workers} workers × {args.threads} threads; cluster start {ray_start:.1f} s"
+                        f" not counted) | {on_ray:.1f} | {cases / on_ray:.2f} | {on_ray / batched:.2f}× the in-process time |\n")
 
     budget = "paper budget (9 × 1000, early abort)" if args.budget == "paper" else f"{args.budget} budget"
     print(f"### `advlens evaluate` throughput: {args.attack}, {budget}, {args.digits} digits × 9 targets = {cases} cases\n")

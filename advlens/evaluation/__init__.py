@@ -21,7 +21,7 @@ BACKENDS = ("in-process", "ray")
 
 
 def make_backend(name: str, model_name: str, device: torch.device, *, address: Optional[str] = None,
-                 workers: Optional[int] = None) -> Backend:
+                 workers: Optional[int] = None, threads: int = 1) -> Backend:
     if name == "in-process":
         from advlens.models import load_model
 
@@ -29,14 +29,14 @@ def make_backend(name: str, model_name: str, device: torch.device, *, address: O
     if name == "ray":
         from advlens.evaluation.ray_backend import RayBackend
 
-        return RayBackend(model_name, device, address=address, workers=workers)
+        return RayBackend(model_name, device, address=address, workers=workers, threads=threads)
     raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}; got {name!r}.")
 
 
 def evaluate(model_name: str, attacks: list[AttackSpec], images: list[str], targets: str, out: Path | str, *,
              seed: int = 0, device: torch.device | str = "cpu", chunk: Optional[int] = None,
              backend: str = "in-process", address: Optional[str] = None, workers: Optional[int] = None,
-             command: Sequence[str] = (), on_rows: Optional[Callable[[int, int], None]] = None,
+             threads: int = 1, command: Sequence[str] = (), on_rows: Optional[Callable[[int, int], None]] = None,
              on_plan: Optional[Callable[[Plan], None]] = None, craft_on: Optional[Sequence[str]] = None) -> Outcome:
     """``craft_on``: transfer — every attack runs on these models (several: the mean of their logits) and
     ``model_name`` judges the examples; the rows then hold the target's success and the source's."""
@@ -55,7 +55,7 @@ def evaluate(model_name: str, attacks: list[AttackSpec], images: list[str], targ
     plan = make_plan(model_name, planner, attacks, images, targets, seed, chunk,
                      craft_on=list(craft_on) if craft_on else None)
     runner = InProcess(planner, model_name) if backend == "in-process" else \
-        make_backend(backend, model_name, device, address=address, workers=workers)
+        make_backend(backend, model_name, device, address=address, workers=workers, threads=threads)
     if on_plan:
         on_plan(plan)
     try:

@@ -76,7 +76,7 @@ class RayBackend:
                 before = os.environ.get(LOOPBACK_ONLY), ray_constants.ENABLE_RAY_CLUSTER
                 os.environ[LOOPBACK_ONLY], ray_constants.ENABLE_RAY_CLUSTER = "0", False  # the daemons inherit it
                 try:
-                    ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False,
+                    ray.init(num_cpus=(workers or os.cpu_count() or 1) * threads, include_dashboard=False,
                              dashboard_host="127.0.0.1", _node_ip_address="127.0.0.1", log_to_driver=False)
                 finally:
                     if before[0] is None:
