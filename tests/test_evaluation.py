@@ -168,6 +168,7 @@ def test_two_runs_into_one_database_at_once_store_each_row_once(tmp_path):
     (["--attacks", "ead", "--images", "mnist:0", "--targets", "some"], "--targets must be one of"),
     (["--attacks", "ead", "--images", "mnist:0", "--model", "nope"], "Unknown model 'nope'"),
     (["--attacks", "ifgm", "--images", "mnist:0", "--backend", "ray", "--address", "127.0.0.1:9"], "No Ray cluster"),
+    (["--attacks", "ead", "--images", "mnist:0", "--backend", "ray", "--threads", "0"], "--threads must be at least 1"),
 ])
 def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "out"
