@@ -54,7 +54,7 @@ from torch import Tensor
 
 from attacks.base import AttackResult, Callback, IterationState
 from attacks.contract import declare
-from attacks.driver import wants_stop
+from attacks.driver import stops
 from attacks.epsilon_search import Groups, paper_grid, search
 from attacks.losses import is_adversarial, logit_margin
 from attacks.model import PixelModel
@@ -289,14 +289,15 @@ def _fixed(method: Method, model: PixelModel, x0: Tensor, labels: Tensor, target
     def on_step(k: int, rows: Rows) -> bool:
         nonlocal stopped
         history[k - 1] = rows.loss.view(n, r).amin(1)
-        if callback is None:
-            return False
-        g = pick(rows, x0r, r, method.norm)
-        state = IterationState(
-            attack=method.name, iteration=k, total_iterations=method.steps, binary_step=0, step=k - 1,
-            current=g.final, losses={"loss": g.loss}, success=g.success, best=g.best, best_found=g.found, const=eps,
-        )
-        stopped = wants_stop(callback(state))
+
+        def state() -> IterationState:
+            g = pick(rows, x0r, r, method.norm)
+            return IterationState(
+                attack=method.name, iteration=k, total_iterations=method.steps, binary_step=0, step=k - 1,
+                current=g.final, losses={"loss": g.loss}, success=g.success, best=g.best, best_found=g.found,
+                const=eps)
+
+        stopped = stops(callback, state)
         return stopped
 
     with torch.no_grad():
