@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from ui import chrome, defenses, live, state
+from ui import chrome, defenses, progress_words, state
 
 PAGE = "defenses"
 
@@ -51,7 +51,7 @@ if go:
         bar, started = st.progress(0.0), time.perf_counter()
         budget = {"binary_search_steps": int(bsteps), "steps": int(iters), "initial_const": float(const)}
         run = defenses.run_transfer(src, tgt, kappas, int(count), budget, on_step=lambda n, total, what: bar.progress(
-            n / total, text=live.steps_text(what, n, total, started, "attacks")))
+            n / total, text=progress_words.steps_text(what, n, total, started, "attacks")))
         bar.empty()
         state.runs()[PAGE] = run
     except (ValueError, ModelUnavailable) as err:

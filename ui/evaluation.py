@@ -29,7 +29,7 @@ import streamlit as st
 from ui.chrome import first_line
 from ui.colours import short_label
 from ui.forms import param_widgets, read_params, starts
-from ui.live import fmt_seconds
+from ui.progress_words import fmt_seconds
 from ui.resources import ModelChoice
 from ui.state import keep, widget_key
 
