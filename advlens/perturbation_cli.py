@@ -1,8 +1,15 @@
 """The perturbation-analysis commands of ``advlens`` (Balda et al.): ``robustness``, ``fooling`` and ``regress``.
 
     advlens robustness --model mnist-fc --images mnist:0-999 [--norm inf] [--json]
-    advlens fooling --model mnist-fc --images mnist:0-999 [--eps 0:0.1:11] [--methods FGSM,Alg1,...] [--json]
+    advlens fooling --model mnist-fc --images mnist:0-999 [--eps 0:0.1:11] [--methods FGSM,Alg1,...] [--out DIR]
+        [--json]
     advlens regress --images mnist:0-19 [--attacks inf] [--eps 0.01:0.3:8] [--reference fx] [--json]
+
+``fooling --out DIR`` runs the curve as evaluations (``advlens.evaluation``): each method is one registered attack
+swept over ε (``interpret.robustness.method_attack``), untargeted, on the correctly classified digits, one row per
+(digit, method, ε) in DIR/results.db; the table is then read from the database (an interrupted curve resumes,
+``advlens report DIR`` re-reports the rows). Without ``--out`` it is the one-pass ``fooling_curves`` (the app's
+slider), which gives the same numbers.
 
 Bad arguments are one sentence (``advlens: error: …``, status 2), as every other command.
 """
@@ -13,10 +20,14 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from advlens.evaluation.spec import AttackSpec
 
 RANGE_HELP = "held-out digits: mnist:A-B (inclusive), mnist:N, or a comma-separated mix"
 
@@ -37,6 +48,8 @@ def add_parsers(sub: Any) -> None:
     f.add_argument("--norm", choices=("inf", "2"), default="inf")
     f.add_argument("--clip", action="store_true", help="judge clip(x+η) to [0,1] (a deviation: the paper has no box)")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--out", default=None, help="a results folder: run the curve as evaluations into DIR/results.db "
+                                               "(resumable; `advlens report DIR`) [one pass, nothing stored]")
     f.add_argument("--json", action="store_true")
 
     g = sub.add_parser("regress", help="regression attacks on the MNIST autoencoder: output vs input PSNR (Fig. 4)")
@@ -132,25 +145,142 @@ def _robustness(args: argparse.Namespace) -> int:
     return 0
 
 
+def fooling_specs(methods: Sequence[str], grid: Sequence[float], norm: str = "inf", clip: bool = False,
+                  seed: int = 0) -> dict[str, list[Optional[AttackSpec]]]:
+    """Per method, one ``AttackSpec`` per ε of the grid, swept over ``epsilon`` (None at ε = 0: nothing to run)."""
+    from advlens.evaluation.spec import AttackSpec
+    from attacks.registry import get_attack
+    from interpret.robustness import method_attack
+
+    out: dict[str, list[Optional[AttackSpec]]] = {}
+    for m in methods:
+        attack, given = method_attack(m, norm, clip, seed)
+        check = get_attack(attack).param("epsilon")
+        specs: list[Optional[AttackSpec]] = []
+        for eps in grid:
+            if eps == 0:
+                specs.append(None)
+                continue
+            try:
+                check.check(float(eps))
+            except ValueError:
+                raise ValueError(f"--eps with --out: each ε is 0 or between {check.low:g} and {check.high:g}; "
+                                 f"got {eps!r}.") from None
+            specs.append(AttackSpec(attack, {**given, "epsilon": float(eps)}, sweep="epsilon"))
+        out[m] = specs
+    return out
+
+
+def fooling_from_store(directory: Any, model: str, specs: dict[str, list[Optional[AttackSpec]]],
+                       images: Sequence[str]) -> dict[str, np.ndarray]:
+    """Fooling ratio (%) per method and ε from a results folder: the share of ``images`` (the correctly classified
+    digits) whose stored row says fooled on the unclipped x + η (the report's ``extra.faithful_success``; with
+    ``--clip`` the same as the row's success). ε = 0 is 0 (x + 0 = x is classified correctly)."""
+    from advlens.evaluation.store import ResultStore
+
+    wanted = set(images)
+    out = {}
+    with ResultStore(directory, create=False) as store:
+        for m, column in specs.items():
+            ratios = []
+            for spec in column:
+                if spec is None:
+                    ratios.append(0.0)
+                    continue
+                rows = store.conn.execute(
+                    "SELECT image, json_extract(report, '$.extra.faithful_success') FROM results "
+                    "WHERE model = ? AND attack = ? AND params = ? AND target = -1", (model, spec.attack, spec.key))
+                hits = {image: bool(v) for image, v in rows if image in wanted}
+                if len(hits) < len(wanted):
+                    raise ValueError(f"{directory} lacks {len(wanted) - len(hits)} of the {m} rows at ε = "
+                                     f"{spec.sweep_value}: run the same command again to finish the curve.")
+                ratios.append(100.0 * sum(hits.values()) / len(wanted))
+            out[m] = np.asarray(ratios)
+    return out
+
+
+def _fooling_runner(args: argparse.Namespace, methods: Sequence[str], grid: list[float]
+                    ) -> Optional[tuple[dict[str, np.ndarray], int]]:
+    """The curve as evaluations into ``args.out``: (curves, correctly classified digits); None if interrupted."""
+    from advlens.evaluation import evaluate
+    from advlens.evaluation.runner import Progress
+
+    specs = fooling_specs(methods, grid, args.norm, args.clip, args.seed)
+    refs = list(dict.fromkeys(f"mnist:{i}" for i in parse_images(args.images)))
+    _classifier(args.model)
+    kept: list[str] = []
+    progress: list[Progress] = []
+
+    def planned(plan: Any) -> None:
+        skipped = set(plan.skipped)
+        kept.extend(r for r in refs if r not in skipped)
+
+    def rows(done: int, total: int) -> None:
+        if not progress:
+            progress.append(Progress(total))
+        progress[0].update(done - progress[0].done)
+
+    command = ["advlens", "fooling", "--model", args.model, "--images", args.images, "--eps", args.eps,
+               *(["--methods", args.methods] if args.methods else []), "--norm", args.norm,
+               *(["--clip"] if args.clip else []), "--seed", str(args.seed), "--out", str(args.out)]
+    flat = [s for column in specs.values() for s in column if s is not None]
+    try:
+        if flat:
+            evaluate(args.model, flat, refs, "untargeted", args.out, seed=args.seed, command=command,
+                     on_rows=rows, on_plan=planned)
+        else:  # every ε is 0: nothing to run, every ratio is 0
+            from interpret.robustness import predictions
+
+            x, y = load_digits(parse_images(args.images))
+            kept.extend(r for r, ok in zip(refs, (predictions(_classifier(args.model), x) == y).tolist()) if ok)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every finished chunk is stored; run the same command to resume.", file=sys.stderr)
+        return None
+    finally:
+        if progress:
+            progress[0].close()
+    if not kept:
+        raise ValueError("None of these images is classified correctly: fooling ratios are over correct ones.")
+    if not flat:
+        return {m: np.zeros(len(grid)) for m in methods}, len(kept)
+    return fooling_from_store(args.out, args.model, specs, kept), len(kept)
+
+
 def _fooling(args: argparse.Namespace) -> int:
     from interpret.robustness import METHODS, fooling_curves
 
     grid = parse_grid(args.eps)
     methods = METHODS if args.methods is None else tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    x, y = load_digits(parse_images(args.images))
-    model = _classifier(args.model)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"--methods takes names from {', '.join(METHODS)}; got {args.methods!r}.")
+    n = len(parse_images(args.images))
     started = time.perf_counter()
-    curves = fooling_curves(model, x, y, grid, methods=methods, norm=args.norm, clip=args.clip, seed=args.seed)
+    if args.out is not None:
+        ran = _fooling_runner(args, methods, grid)
+        if ran is None:
+            return 130
+        curves, n_correct = ran
+    else:
+        from interpret.robustness import predictions
+
+        x, y = load_digits(parse_images(args.images))
+        model = _classifier(args.model)
+        curves = fooling_curves(model, x, y, grid, methods=methods, norm=args.norm, clip=args.clip, seed=args.seed)
+        n_correct = int((predictions(model, x) == y).sum())
     seconds = time.perf_counter() - started
     if args.json:
-        print(json.dumps({"model": args.model, "n": len(y), "epsilon": grid, "clip": args.clip,
-                          "seconds": round(seconds, 2),
-                          "fooling_ratio": {m: [round(v, 2) for v in c] for m, c in curves.items()}}, indent=2))
+        print(json.dumps({"model": args.model, "n": n, "n_correct": n_correct, "epsilon": grid, "clip": args.clip,
+                          "seconds": round(seconds, 2), "out": args.out,
+                          "fooling_ratio": {m: [round(float(v), 2) for v in c] for m, c in curves.items()}}, indent=2))
         return 0
     print("ε        " + "".join(f"{m:>9s}" for m in curves))
     for j, e in enumerate(grid):
         print(f"{e:<8.4f} " + "".join(f"{curves[m][j]:9.1f}" for m in curves))
-    print(f"({args.model}, {len(y)} digits, fooling ratio in % of the correctly classified, {seconds:.1f} s)",
+    where = f"; rows in {args.out}/results.db (`advlens report {args.out}`: ASR there is judged on clip(x+η))" \
+        if args.out is not None and not args.clip else (f"; rows in {args.out}/results.db" if args.out else "")
+    print(f"({args.model}, {n} digits, fooling ratio in % of the {n_correct} correctly classified, {seconds:.1f} s"
+          f"{where})",
           file=sys.stderr)
     return 0
 

@@ -9,6 +9,10 @@ is fooled; the loop ends at ``steps`` (the paper: 50) or when every sample is fo
 iterations (the only read-backs). No box (the paper's), unless ``clip``; the returned image is clip(x₀ + η),
 judged by the model (``params["faithful_success"]``: the verdict on the unclipped point). ``result.const`` holds
 ‖η‖_p of each sample: DeepFool's minimal perturbation, from which ρ̂₁ is computed.
+
+``epsilon`` (optional, default None = the minimal-perturbation attack above): a budget. DeepFool runs exactly as
+without it and a sample counts as a success only when it is fooled with ‖r̂‖_p ≤ ε — the authors' code's "DeepFool's
+fooling ratio at ε", a threshold on minimal norms, not a clipped or early-stopped run; the others return the original.
 """
 
 from __future__ import annotations
@@ -36,13 +40,16 @@ OVERSHOOT_MODE = Param("overshoot_mode", str, "per-step", "per-step: each step �
                        label="overshoot applied", choices=("per-step", "total"), group="advanced")
 DF_STEPS = Param("steps", int, 50, "The iteration cap (the paper: 50, from DeepFool).", label="iteration cap",
                  low=1, high=1000, group="budget")
+DF_EPSILON = Param("epsilon", float, None, "ε, a budget on ‖r̂‖_p: a success must be fooled with DeepFool's minimal "
+                   "perturbation of norm ≤ ε (the fooling ratio at ε of the authors' code); None: no budget.",
+                   label="ε · budget", low=1e-6, high=1e5, log=True, group="budget", optional=True)
 CHECK_EVERY = 6  # iterations between the read-backs that drop fooled samples and end the loop when none is left
 
 
-@declare(DF_NORM, OVERSHOOT, OVERSHOOT_MODE, DF_STEPS, CLIP)
+@declare(DF_NORM, OVERSHOOT, OVERSHOOT_MODE, DF_STEPS, DF_EPSILON, CLIP)
 def deepfool(model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optional[Tensor] = None, *,
              norm: str = "inf", overshoot: float = 0.02, overshoot_mode: str = "per-step", steps: int = 50,
-             clip: bool = False, callback: Optional[Callback] = None) -> AttackResult:
+             epsilon: Optional[float] = None, clip: bool = False, callback: Optional[Callback] = None) -> AttackResult:
     """DeepFool: r ← r + Prop. 1's step to the nearest linearised boundary, until the label changes (≤ steps)."""
     started = time.perf_counter()
     device = model.device
@@ -120,10 +127,15 @@ def deepfool(model: PixelModel, inputs: Tensor, labels: Tensor, targets: Optiona
             if overshoot_mode == "per-step":
                 step = step * (1.0 + overshoot)
             r[work] = r[work] + torch.where(still[:, None, None, None], step, torch.zeros_like(step))
+    norms = lp_norm(scale * r, p)
+    if epsilon is not None:  # the budget: fooled with ‖r̂‖_p ≤ ε (the tolerance of interpret.robustness's threshold)
+        within = norms <= epsilon + 1e-9
+        found, faithful = found & within, faithful & within
+        best = torch.where(found[:, None, None, None], best, x0)
     history_cpu = history[:done].cpu()
     return AttackResult(attack="deepfool", original=x0, adversarial=best, success=found, labels=labels,
                         targets=targets, const=lp_norm(best - x0, p), loss_history=history_cpu, iterations=done,
                         seconds=time.perf_counter() - started, device=str(device), stopped=stopped,
                         params=dict(norm=norm, overshoot=overshoot, overshoot_mode=overshoot_mode, steps=steps,
-                                    clip=clip, faithful_success=faithful.cpu(),
-                                    perturbation_norm=lp_norm(scale * r, p).cpu()))
+                                    epsilon=epsilon, clip=clip, faithful_success=faithful.cpu(),
+                                    perturbation_norm=norms.cpu()))

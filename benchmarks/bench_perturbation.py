@@ -15,6 +15,10 @@
    against forming J (one batched backward of 784 copies) and ``torch.linalg.eigh`` of JᵀJ; per digit.
 
 Prints a markdown section; ``--write`` puts it into BENCHMARKS.md under HEADING (before "## GPU" when new).
+
+``--runner DIR`` instead times the same curve both ways on each model: the one-pass ``fooling_curves`` and
+``advlens fooling --out`` (one evaluation row per digit, method and ε > 0 in DIR/results.db), with the database's
+size (report JSON and perturbation blobs apart) and the largest difference between the two curves.
 """
 
 from __future__ import annotations
@@ -61,8 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--points", type=int, default=11)
     parser.add_argument("--ae-digits", type=int, default=20)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--runner", default=None, metavar="DIR", help="time the curve through the evaluation runner "
+                                                                      "against the one-pass path (DIR: a new folder)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
+    if args.runner:
+        print(runner_cost(args))
+        return
     x, y = load_digits(list(range(args.digits)))
     lines = [HEADING, "", f"`{' '.join(['python benchmarks/bench_perturbation.py', *(argv or sys.argv[1:])])}` — "
              f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. {environment_line()}. Held-out digits "
@@ -119,6 +128,49 @@ def main(argv: list[str] | None = None) -> None:
     if args.write:
         old = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else ""
         BENCHMARKS_MD.write_text(replace_section(old, HEADING, section, INSERT_BEFORE), encoding="utf-8")
+
+
+def runner_cost(args: argparse.Namespace) -> str:
+    """The Fig. 3 curve one pass against through the evaluation runner: wall time, rows, DB size, agreement."""
+    import sqlite3
+
+    from advlens.evaluation import evaluate
+    from advlens.perturbation_cli import fooling_from_store, fooling_specs
+
+    x, y = load_digits(list(range(args.digits)))
+    out = [f"`python benchmarks/bench_perturbation.py {' '.join(sys.argv[1:])}` — "
+           f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. {environment_line()}.", ""]
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        model = load_model(name)
+        grid = [float(e) for e in np.linspace(0, EPS_MAX[name], args.points)]
+        start = time.perf_counter()
+        direct = fooling_curves(model, x, y, grid, methods=METHODS)
+        one_pass = time.perf_counter() - start
+        folder = Path(args.runner) / name
+        specs = fooling_specs(METHODS, grid)
+        kept: list[str] = []
+        start = time.perf_counter()
+        outcome = evaluate(name, [s for c in specs.values() for s in c if s is not None],
+                           [f"mnist:{i}" for i in range(args.digits)], "untargeted", folder,
+                           on_plan=lambda plan: kept.extend(f"mnist:{i}" for i in range(args.digits)
+                                                            if f"mnist:{i}" not in set(plan.skipped)))
+        through = time.perf_counter() - start
+        start = time.perf_counter()
+        stored = fooling_from_store(folder, name, specs, kept)
+        read = time.perf_counter() - start
+        with sqlite3.connect(folder / "results.db") as conn:
+            rows, report, blob = conn.execute("SELECT COUNT(*), SUM(LENGTH(report)), SUM(LENGTH(perturbation)) "
+                                              "FROM results").fetchone()
+        size = sum(f.stat().st_size for f in folder.iterdir() if f.name.startswith("results.db"))
+        gap = max(float(np.abs(stored[m] - direct[m]).max()) for m in METHODS)
+        out += [f"### {name}: {len(METHODS)} methods × {len(grid)} ε × {args.digits} digits, one pass against the runner",
+                "", f"- one pass (`fooling_curves`): {one_pass:.1f} s;",
+                f"- runner (`advlens fooling --out`, in-process, {outcome.added:,} rows of {len(kept)} correct digits): "
+                f"{through:.1f} s (×{through / one_pass:.1f}), reading the table back {read:.2f} s;",
+                f"- results.db {size / 2**20:.1f} MiB: report JSON {report / 2**20:.1f} MiB "
+                f"({report / rows:.0f} B a row), zlib'd perturbations {blob / 2**20:.1f} MiB ({blob / rows:.0f} B a row);",
+                f"- largest difference between the two curves: {gap:.2f} points.", ""]
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -29,6 +29,30 @@ from attacks.model import PixelModel
 
 METHODS = ("FGSM", "Alg1", "Alg1-5", "Alg1-10", "Alg2", "PGD", "DeepFool", "random")
 PGD_STEPS = 10  # the paper does not give PGD's T; 10, as Alg1-10, so the two differ only in loss and dithering
+
+
+def method_attack(method: str, norm: str = "inf", clip: bool = False, seed: int = 0,
+                  deepfool_steps: int = 50) -> tuple[str, dict[str, Any]]:
+    """The registered attack and its parameters (all but ``epsilon``) that compute ``method`` as ``fooling_curves``.
+
+    Its per-image verdict on the unclipped x + η is ``params["faithful_success"]`` (with ``clip``, the same as
+    ``success``); DeepFool's ``epsilon`` is a threshold on its minimal ‖r̂‖_p, so one run per ε gives the same verdict.
+    """
+    common: dict[str, Any] = {"norm": norm, "clip": clip}
+    table: dict[str, tuple[str, dict[str, Any]]] = {
+        "FGSM": ("alg1", {"loss": "ce", "iterations": 1}),  # eq. 5 with p = ∞ on the cross-entropy (Sec. 6.1)
+        "Alg1": ("gnm", {}),  # Algorithm 1 with T = 1 is GNM's closed form (eq. 6) on the margin
+        "Alg1-5": ("alg1", {"iterations": 5}),
+        "Alg1-10": ("alg1", {"iterations": 10}),
+        "Alg2": ("alg2", {}),
+        "PGD": ("alg1", {"loss": "ce", "iterations": PGD_STEPS, "dither": 1.0, "dither_seed": seed}),
+        "DeepFool": ("deepfool", {"norm": norm if norm in ("2", "inf") else "inf", "steps": deepfool_steps}),
+        "random": ("random-noise", {"noise_seed": seed}),
+    }
+    if method not in table:
+        raise ValueError(f"Unknown method {method!r}: choose from {', '.join(METHODS)}.")
+    attack, given = table[method]
+    return attack, {**common, **given}
 
 
 def predictions(model: PixelModel, x: Tensor, batch: int = 500) -> Tensor:
@@ -156,7 +180,8 @@ def fooling_curves(model: PixelModel, x: Tensor, labels: Tensor, eps_grid: Seque
     """Fooling ratio (%) at each ε of ``eps_grid`` for each method, over the correctly classified images.
 
     One-step methods take one gradient per image whatever the grid (η = ε·d); Alg1-T and PGD run T steps per ε;
-    DeepFool runs once and counts an image fooled at ε when its minimal ‖r̂‖_p ≤ ε (the authors' code).
+    DeepFool runs once and counts an image fooled at ε when its minimal ‖r̂‖_p ≤ ε (the authors' code). The same
+    numbers through the evaluation runner: ``method_attack`` (``advlens fooling --out``).
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -173,7 +198,7 @@ def fooling_curves(model: PixelModel, x: Tensor, labels: Tensor, eps_grid: Seque
         xb, yb = xc[i:i + batch], yc[i:i + batch]
         one = one_step_directions(model, xb, yb, norm) if any(m in ("FGSM", "Alg1", "Alg2") for m in methods) else {}
         if "DeepFool" in methods:
-            r = deepfool(model, xb, yb, norm=norm if norm in ("2", "inf") else "inf", steps=deepfool_steps)
+            r = deepfool(model, xb, yb, norm=norm if norm in ("2", "inf") else "inf", steps=deepfool_steps, clip=clip)
             df_norm, df_ok = r.params["perturbation_norm"], r.params["faithful_success"]
         for j, eps in enumerate(grid):
             e = torch.full((xb.shape[0],), eps)
