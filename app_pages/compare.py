@@ -3,6 +3,8 @@ rule, and StrAttack); every registered attack is offered."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import streamlit as st
 import torch
 
@@ -59,6 +61,28 @@ if usable:
                     analysis.ensure_scores(run, choice, quartet=False)
 
 
+def row(done: list[state.Run]) -> Iterator[state.Run]:
+    """Each run inside its own column of one new row of columns."""
+    for col, run in zip(st.columns(len(done), gap="medium"), done):
+        with col:
+            yield run
+
+
+def run_notes(run: state.Run) -> None:
+    """Why the run stopped and what early abort cut short (``live.run_notes``), or one neutral line where neither
+    applies, so every column has a line here."""
+    stopped = run.report.stopped and run.trace.stop_reason
+    params = run.report.params
+    if stopped or live.abort_note(params, run.report.iterations, run.trace, run.report.stopped):
+        live.run_notes(run)
+    elif "abort_early" not in params:
+        st.caption(":material/check: No early abort: every iteration of the budget ran.")
+    elif params["abort_early"]:
+        st.caption(":material/check: Early abort on; every value of c ran its full budget.")
+    else:
+        st.caption(":material/check: Early abort off: every value of c ran its full budget.")
+
+
 @st.fragment
 def results(done: list[state.Run]) -> None:
     first = done[0]
@@ -79,32 +103,39 @@ def results(done: list[state.Run]) -> None:
     nu, cmap, opacity = knobs["nu"], knobs["cmap"], knobs["opacity"]
     scales = analysis.shared_scales(done) if shared else {"groups": None, "magnitude": None}
     delta_limit = figures.delta_limit(done, knobs["channel"]) if shared else None
-    for k, (col, run) in enumerate(zip(st.columns(len(done), gap="medium"), done)):
+    # Row by row, each row its own set of columns: a row starts below the tallest cell of the row above, so panels
+    # and metrics line up across attacks whatever their titles wrap to or their notes say.
+    for run in row(done):
         r, names = run.report, run.class_names
-        after = r.top5_after[0]
-        with col:
-            st.markdown(f"#### {run.title}")
-            if r.success:
-                st.badge(f"Success → {names[after[0]]}", icon=":material/check_circle:", color="green")
-            else:
-                st.badge("Failed", icon=":material/cancel:", color="red")
-            st.caption(f"ℓ1 {r.l1:.3f} · ℓ2 {r.l2:.3f} · ℓ0 {r.l0} px · {r.seconds:.1f} s")
-            live.run_notes(run)
-            chrome.image_panel(run.result.adversarial[0], f"adversarial · model: {names[after[0]]} ({after[1]:.0%})")
-            st.markdown("**δ**", help="Perturbation on the [0, 1] intensity scale: signed (red brighter, blue "
-                                      "darker) for grayscale or one channel; |δ| summed over channels for colour.")
-            chrome.plot(figures.delta_figure(run, knobs["channel"], height=240, limit=delta_limit, cmap=cmap),
-                        f"{PAGE}.delta.{k}")
-            st.markdown("**Groups**", help="‖δ_G‖₂ per group, untouched groups clear.")
-            chrome.plot(figures.groups_figure(run, cmap, opacity, height=240, zmax=scales["groups"]),
-                        f"{PAGE}.groups.{k}")
-            st.caption(f"{r.groups_nonzero} of {r.groups_total} groups touched")
-            st.markdown("**δ and B_ASM**", help="|δ| over the image, with the outline (cyan) of B_ASM: the pixels "
-                                                "whose adversarial saliency is above its ν-th percentile. IS-ASM is "
-                                                "the share of ‖δ‖₂ inside the outline.")
-            chrome.plot(figures.delta_vs_asm_figure(run, nu, cmap, opacity, height=240, zmax=scales["magnitude"]),
-                        f"{PAGE}.asm.{k}", run.analysis_error or "Not computed.")
-            st.caption(f"IS-ASM at ν = {nu:g}: {chrome.fmt_value(analysis.is_at(run, nu)[0])}")
+        st.markdown(f"#### {run.title}")
+        if r.success:
+            st.badge(f"Success → {names[r.top5_after[0][0]]}", icon=":material/check_circle:", color="green")
+        else:
+            st.badge("Failed", icon=":material/cancel:", color="red")
+        st.caption(f"ℓ1 {r.l1:.3f} · ℓ2 {r.l2:.3f} · ℓ0 {r.l0} px · {r.seconds:.1f} s")
+    for run in row(done):
+        run_notes(run)
+    for run in row(done):
+        after = run.report.top5_after[0]
+        chrome.image_panel(run.result.adversarial[0],
+                           f"adversarial · model: {run.class_names[after[0]]} ({after[1]:.0%})")
+    for k, run in enumerate(row(done)):
+        st.markdown("**δ**", help="Perturbation on the [0, 1] intensity scale: signed (red brighter, blue "
+                                  "darker) for grayscale or one channel; |δ| summed over channels for colour.")
+        chrome.plot(figures.delta_figure(run, knobs["channel"], height=240, limit=delta_limit, cmap=cmap),
+                    f"{PAGE}.delta.{k}")
+    for k, run in enumerate(row(done)):
+        st.markdown("**Groups**", help="‖δ_G‖₂ per group, untouched groups clear.")
+        chrome.plot(figures.groups_figure(run, cmap, opacity, height=240, zmax=scales["groups"]),
+                    f"{PAGE}.groups.{k}")
+        st.caption(f"{run.report.groups_nonzero} of {run.report.groups_total} groups touched")
+    for k, run in enumerate(row(done)):
+        st.markdown("**δ and B_ASM**", help="|δ| over the image, with the outline (cyan) of B_ASM: the pixels "
+                                            "whose adversarial saliency is above its ν-th percentile. IS-ASM is "
+                                            "the share of ‖δ‖₂ inside the outline.")
+        chrome.plot(figures.delta_vs_asm_figure(run, nu, cmap, opacity, height=240, zmax=scales["magnitude"]),
+                    f"{PAGE}.asm.{k}", run.analysis_error or "Not computed.")
+        st.caption(f"IS-ASM at ν = {nu:g}: {chrome.fmt_value(analysis.is_at(run, nu)[0])}")
 
     chrome.section("Metrics", "Distortions on the [0, 1] intensity scale; ℓ0 counts pixels; IS at the ν above.")
     panels.compare_table(done, nu)

@@ -115,6 +115,8 @@ def results(sweep: state.SweepRecord) -> None:
         row[0].markdown(f"**{title} = {chrome.fmt_num(r.value)}**  \n{r.metrics['asr']:.0f}% success")
         row[1].image([crisp(x, 84) for x in r.result.adversarial], width=84,
                      caption=["✓" if ok else "✗" for ok in r.result.success.tolist()])
+        if (note := sweeps.failure_note(sweep, r)) is not None:
+            row[1].caption(f":material/info: {note}")
 
     table = sweeps.sweep_rows(sweep, title, names)
     with st.expander("Numbers", icon=":material/table:"):

@@ -53,9 +53,9 @@ def values(z) -> np.ndarray:
 
 
 def delta_traces(at: AppTest, runs: int) -> list[dict]:
-    """The heat map of each Compare column's δ panel (the first chart of each column's three)."""
+    """The heat map of each Compare column's δ panel (Compare draws row by row: the first ``runs`` charts are δ)."""
     charts = at.get("plotly_chart")
-    return [figure(charts[3 * k])["data"][0] for k in range(runs)]
+    return [figure(charts[k])["data"][0] for k in range(runs)]
 
 
 # ------------------------------------------------------------------------------------------------ the target
@@ -124,8 +124,8 @@ def test_compare_shows_the_original_and_colour_delta_as_one_map_per_panel(compar
 
 def test_b_asm_on_a_large_image_is_outlined_per_tile(compared):
     """At ν = 90 a pixel-exact B_ASM outline on 224×224 is a field of speckles: the panel outlines 8×8 tiles."""
-    run = compared.session_state[RUNS]["compare"].runs[0]
-    outline = next(t for t in figure(compared.get("plotly_chart")[2])["data"] if t["type"] == "contour")
+    run = compared.session_state[RUNS]["compare"].runs[0]  # its δ∩B_ASM panel: chart 4, after the δ and groups rows
+    outline = next(t for t in figure(compared.get("plotly_chart")[4])["data"] if t["type"] == "contour")
     z = values(outline["z"])
     region = run.scores["mask"][0].any(0).numpy()
     assert z.shape == (224, 224) and np.array_equal(z, pooled(region, 8) >= 0.5)

@@ -6,8 +6,11 @@ colour bar under narrow panels, a frame), by the builder in ``interpret.plots``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Optional
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from ui.analysis import scores_at
 from ui.colours import CLASS_COLOURS, attack_colour
@@ -20,6 +23,34 @@ if TYPE_CHECKING:
     from interpret.render import ArrayLike
 
 PANEL_HEIGHT = 300
+MEMO_SIZE = 32  # figures kept: a page's panels under a few knob settings (an ImageNet CAM quartet is a few MB)
+
+_memo: OrderedDict[tuple, Any] = OrderedDict()
+_memo_lock = threading.Lock()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def per_run(build: F) -> F:
+    """Build a run's figure once per display setting: a knob change rebuilds only the panels it touches, and going
+    back to a setting is instant. Keyed by the run object (and its scores, which may arrive later) and the
+    arguments; an entry holds those objects, so their ids cannot be reused while it is kept. Streamlit copies a
+    figure (``to_dict``) before sending it, so a kept one is never changed."""
+
+    @functools.wraps(build)
+    def cached(run: Run, *args: Any, **kwargs: Any) -> Any:
+        key = (id(run), id(run.result), id(run.scores), build.__name__, args, tuple(sorted(kwargs.items())))
+        with _memo_lock:
+            if key in _memo:
+                _memo.move_to_end(key)
+                return _memo[key][-1]
+        figure = build(run, *args, **kwargs)
+        with _memo_lock:
+            _memo[key] = (run, run.result, run.scores, figure)
+            while len(_memo) > MEMO_SIZE:
+                _memo.popitem(last=False)
+        return figure
+
+    return cached  # type: ignore[return-value]
 
 
 def _views(run: Run) -> dict:
@@ -28,6 +59,7 @@ def _views(run: Run) -> dict:
     return sample_views(run.result, run.scores)
 
 
+@per_run
 def delta_figure(run: Run, channel: str, *, height: int = PANEL_HEIGHT, limit: Optional[float] = None,
                  cmap: Optional[str] = None) -> go.Figure:
     """δ as one map: signed for grayscale or one colour channel, |δ| summed over channels for colour by default."""
@@ -49,6 +81,7 @@ def delta_limit(runs: Sequence[Run], channel: str) -> float:
     return max((float(np.abs(delta_view(r.delta[0], channel)[0]).max()) for r in runs), default=0.0)
 
 
+@per_run
 def groups_figure(run: Run, cmap: str, opacity: float, *, height: int = PANEL_HEIGHT,
                   zmax: Optional[float] = None) -> go.Figure:
     from interpret.plots import group_grid_figure
@@ -76,6 +109,7 @@ def _b_asm_outline(run: Run, mask: Tensor) -> ArrayLike:
     return region if block == 1 else pooled(region, block) >= 0.5
 
 
+@per_run
 def asm_figure(run: Run, nu: float, cmap: str, opacity: float, *, height: int = PANEL_HEIGHT) -> Optional[go.Figure]:
     """ASM(x₀, t) over x₀, outlined where it is above its ν-th percentile (B_ASM); on a large image both are
     shown per tile (``asm_block``)."""
@@ -91,6 +125,7 @@ def asm_figure(run: Run, nu: float, cmap: str, opacity: float, *, height: int = 
                           height=height, colorbar="below")
 
 
+@per_run
 def delta_vs_asm_figure(run: Run, nu: float, cmap: str, opacity: float, *, height: int = 260,
                         zmax: Optional[float] = None) -> Optional[go.Figure]:
     """|δ| over x₀ with the outline of B_ASM at ν: how much of the perturbation sits where the ASM says it
@@ -105,6 +140,7 @@ def delta_vs_asm_figure(run: Run, nu: float, cmap: str, opacity: float, *, heigh
                           height=height, colorbar="below", colorbar_title="|δ| summed over channels ([0, 1] scale)")
 
 
+@per_run
 def cam_figure(run: Run, opacity: float, cmap: str, *, height: int = 420) -> Optional[go.Figure]:
     from interpret.render import QUARTET_KEYS
 
@@ -122,6 +158,7 @@ def cam_figure(run: Run, opacity: float, cmap: str, *, height: int = 420) -> Opt
                               height=height)
 
 
+@per_run
 def top5_figure(run: Run, *, height: int = 260) -> go.Figure:
     from interpret.plots import top5_figure as build
 
@@ -131,6 +168,7 @@ def top5_figure(run: Run, *, height: int = 260) -> go.Figure:
                  height=height)
 
 
+@per_run
 def loss_figure(run: Run, *, height: int = 260) -> go.Figure:
     from interpret.plots import loss_figure as build
 

@@ -15,7 +15,7 @@ import streamlit as st
 from ui.chrome import fmt_num
 from ui.forms import help_text, param_widgets, read_params, starts, variant_param
 from ui.resources import ModelChoice
-from ui.state import SweepRecord, keep, sweep_axis_key, sweep_images_key, sweep_key
+from ui.state import SweepRecord, SweepRow, keep, sweep_axis_key, sweep_images_key, sweep_key
 
 if TYPE_CHECKING:
     from advlens.models import PixelModel
@@ -131,3 +131,29 @@ def reports_json(sweep: SweepRecord, model: PixelModel) -> str:
     reports = [build_report(r.result, model, model_name=sweep.model, image=refs[i], index=i).to_dict()
                for r in sweep.rows for i in range(r.result.original.shape[0])]
     return json.dumps(reports, indent=2, ensure_ascii=False) + "\n"
+
+
+def failure_note(sweep: SweepRecord, row: SweepRow) -> Optional[str]:
+    """One sentence beside a value at which no image succeeded: the budget it had and what to change; None when
+    some succeeded or a Stop cut the run short.
+
+    When every sample fails, the shared schedule (``attacks.search``) multiplies c by 10 after each binary-search
+    step, so the largest c tried is c₀·10^(steps − 1). EAD's soft threshold is β itself (eq. 9): a pixel moves only
+    where α₀·c·|∇f| exceeds β, so at a large β a small c leaves δ exactly 0 (on EfficientNet-Lite0's first gallery
+    image at β = 0.1 and α₀ = 0.01: no pixel at c = 1, 5 of 150,528 at c = 10). The note says so from β ≥ α₀ on.
+    """
+    if row.metrics["asr"] > 0 or row.result.stopped:
+        return None
+    params = {**sweep.fixed, sweep.param: row.value, **row.result.params}
+    steps, iterations, c0 = params.get("binary_search_steps"), params.get("steps"), params.get("initial_const")
+    if not isinstance(steps, int) or not isinstance(c0, (int, float)):
+        return "No image succeeded at this value: raise the attack's iterations or step size and run it again."
+    budget = f"{steps} binary-search step{'s' if steps > 1 else ''} × {iterations} iterations from c₀ = {c0:g}"
+    fix = "raise c₀ or the binary-search steps (c grows ×10 after each failed step)"
+    if params.get("abort_early"):
+        fix += " and turn off 'abort early'"
+    why = ""
+    if "beta" in params and not params.get("scaled_threshold") and params["beta"] >= params.get("learning_rate", 0):
+        why = (f"; EAD's δ stays exactly 0 until a gradient step α₀·c·|∇f| outgrows β = {fmt_num(params['beta'])} "
+               "on some pixel (eq. 9), so a large β needs a large c")
+    return f"No image succeeded: {budget} tried c up to {c0 * 10 ** (steps - 1):g}; {fix}{why}."
