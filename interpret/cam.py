@@ -1,4 +1,4 @@
-"""Class activation maps: the original CAM (Zhou et al.) and Grad-CAM, Grad-CAM++, Score-CAM via pytorch-grad-cam.
+"""Class activation maps: the original CAM (Zhou et al.), Grad-CAM, Grad-CAM++ and Score-CAM.
 
 All maps are ReLU(Σ_k w_k A_k) over a feature map A (N, K, h, w), in the method's own units (not min-max scaled:
 comparing C(x0, t0) with C(x_adv, t0) needs a common scale), bilinearly upsampled to the input size. Models take
@@ -22,10 +22,8 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import SimpleNamespace
-from typing import Any, Optional, Protocol
+from typing import Optional, Protocol
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -41,7 +39,6 @@ CAM_UNITS: dict[str, str] = {  # colour-bar labels: the original CAM is in logit
 INPUT_SUFFIX = ":input"
 
 _COPIES = threading.local()  # per thread: a weak map from a shared model to this thread's copy of it
-_SCORE_CAM_PATCH = threading.Lock()  # _silent_score_cam patches a module attribute of pytorch-grad-cam
 
 
 def hook_copy(model: nn.Module) -> nn.Module:
@@ -129,71 +126,61 @@ def original_cam(model: nn.Module, images: Tensor, classes: Tensor, *, layer: st
     return maps
 
 
-def _grad_cam_class(method: str) -> type:
-    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
+def _activations_and_gradients(model: nn.Module, images: Tensor, classes: Tensor, layer: str) -> tuple[Tensor, Tensor]:
+    """A = the feature map at ``layer`` and ∂Z_c/∂A of each image's class logit, from one forward and one backward
+    pass on this thread's copy; ``autograd.grad`` leaves no parameter gradients behind."""
+    captured: list[Tensor] = []
+    model = hook_copy(model)
+    x = images.detach().clone().requires_grad_(True)  # gradients reach A even when the weights are frozen
+    with feature_point(model, layer) as point:
+        handle = point.register_forward_hook(lambda _m, _args, out: captured.append(out))
+        try:
+            with torch.enable_grad():
+                logits = model(x)
+        finally:
+            handle.remove()
+    if len(captured) != 1:
+        raise RuntimeError(f"Layer {layer!r} ran {len(captured)} times in one forward pass; a CAM needs exactly one "
+                           f"(is the module shared, e.g. one activation reused by several blocks?).")
+    feats = captured[0]
+    picked = logits.gather(1, classes.to(logits.device).view(-1, 1)).sum()
+    (grads,) = torch.autograd.grad(picked, feats)
+    return feats.detach(), grads.detach()
 
-    base = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM}[method]
 
-    class KeepRawMaps(base):  # type: ignore[misc, valid-type]
-        """Keeps Σ_k w_k A_k per layer before pytorch-grad-cam min-max scales and resizes it."""
-
-        raw: list[np.ndarray]
-
-        def get_cam_image(self, *args: Any, **kwargs: Any) -> np.ndarray:  # pytorch-grad-cam's signature
-            cam = super().get_cam_image(*args, **kwargs)
-            self.raw.append(np.asarray(cam, dtype=np.float32))
-            return cam
-
-    return KeepRawMaps
+def _score_cam_weights(model: nn.Module, images: Tensor, classes: Tensor, feats: Tensor, batch_size: int) -> Tensor:
+    """Score-CAM (Wang et al.): w_k = softmax_k Z_c(x ⊙ norm(up(A_k))), each channel's upsampled, min-max scaled
+    map used as a mask and scored by the class logit; (N, K)."""
+    up = F.interpolate(feats, size=images.shape[-2:], mode="bilinear", align_corners=True)
+    flat = up.flatten(2)
+    low, high = flat.amin(2)[:, :, None, None], flat.amax(2)[:, :, None, None]
+    masks = (up - low) / (high - low + 1e-8)
+    scores = torch.empty(feats.shape[:2], device=feats.device)
+    with torch.no_grad():
+        for n in range(images.shape[0]):
+            masked = images[n:n + 1] * masks[n][:, None]  # (K, C, H, W)
+            for i in range(0, masked.shape[0], batch_size):
+                scores[n, i:i + batch_size] = model(masked[i:i + batch_size])[:, int(classes[n])]
+    return scores.softmax(1)
 
 
 def grad_cam(model: nn.Module, images: Tensor, classes: Tensor, *, layer: str, method: str = "gradcam",
              batch_size: int = 64) -> Tensor:
-    """Grad-CAM / Grad-CAM++ / Score-CAM of pytorch-grad-cam at feature resolution, (N, h, w), before ReLU.
-
-    The input gets ``requires_grad`` so gradients reach the layer even if the model's parameters are frozen; the
-    parameter gradients pytorch-grad-cam's ``backward`` leaves behind are cleared again. ``batch_size`` is the
-    number of masked images Score-CAM scores per forward pass (it needs one per feature channel).
-    """
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    cam_class = _grad_cam_class(method)
-    targets = [ClassifierOutputTarget(int(c)) for c in classes]
-    x = images.detach().clone().requires_grad_(method != "scorecam")
-    raw: list[np.ndarray] = []
-    model = hook_copy(model)
-    with _silent_score_cam():
-        try:
-            with feature_point(model, layer) as point, cam_class(model=model, target_layers=[point]) as cam:
-                cam.raw = []
-                cam.batch_size = batch_size
-                cam(input_tensor=x, targets=targets)
-                raw = list(cam.raw)
-                runs = len(cam.activations_and_grads.activations)  # Score-CAM's own scoring passes add more
-                if method != "scorecam" and runs != 1:
-                    raise RuntimeError(f"Layer {layer!r} ran {runs} times in one forward pass; a CAM needs exactly "
-                                       f"one (is the module shared, e.g. one activation reused by several blocks?).")
-        finally:
-            model.zero_grad(set_to_none=True)
-    # pytorch-grad-cam's __exit__ swallows an IndexError (printing it), so an empty result means it failed.
-    if len(raw) != 1:
-        raise RuntimeError(f"{CAM_TITLES[method]} on layer {layer!r} produced no map (did the layer run, and "
-                           f"are the classes valid?).")
-    return torch.from_numpy(raw[0])
-
-
-@contextmanager
-def _silent_score_cam() -> Iterator[None]:
-    """pytorch-grad-cam's Score-CAM draws a tqdm bar per image on stderr; the CLI and the app show their own.
-
-    The bar is replaced once for the process (restoring it per call would race between threads).
-    """
-    from pytorch_grad_cam import score_cam
-
-    with _SCORE_CAM_PATCH:
-        if not isinstance(score_cam.tqdm, SimpleNamespace):
-            score_cam.tqdm = SimpleNamespace(tqdm=lambda iterable, *args, **kwargs: iterable)
-    yield
+    """Grad-CAM, Grad-CAM++ or Score-CAM at feature resolution, (N, h, w): Σ_k w_k A_k before ReLU, the weights as
+    pytorch-grad-cam computes them (tests/test_interpret.py checks the maps against it). ``batch_size`` is the
+    number of masked images Score-CAM scores per forward pass (it needs one per feature channel)."""
+    if method == "scorecam":
+        feats, _ = features_and_logits(model, images, layer)
+        weights = _score_cam_weights(hook_copy(model), images, classes, feats, batch_size)
+    else:
+        feats, grads = _activations_and_gradients(model, images, classes, layer)
+        if method == "gradcam":  # Selvaraju et al.: w_k = mean_ij ∂Z_c/∂A_k(i, j)
+            weights = grads.mean((2, 3))
+        else:  # Grad-CAM++ (Chattopadhay et al., eq. 19): α_ij = g² / (2g² + Σ_ij A · g³), w_k = Σ_ij α_ij ReLU(g)
+            g2 = grads.pow(2)
+            alpha = g2 / (2 * g2 + feats.sum((2, 3), keepdim=True) * g2 * grads + 1e-6)
+            weights = (torch.where(grads != 0, alpha, 0.0) * grads.clamp_min(0)).sum((2, 3))
+    return torch.einsum("nk,nkhw->nhw", weights.to(feats.dtype), feats)
 
 
 def upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:

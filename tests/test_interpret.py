@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ from torch import nn
 from attacks import PixelModel, cw_l2
 from interpret import plots, render
 from interpret.asm import adversarial_saliency_map
-from interpret.cam import cam_quartet, class_activation_maps, grad_cam, original_cam
+from interpret.cam import cam_quartet, class_activation_maps, grad_cam, module_at, original_cam
 from interpret.groups import group_norms, groups_nonzero, groups_total
 from interpret.perturbation import amplified, group_cover, magnitude
 from interpret.scores import (
@@ -192,6 +193,37 @@ def test_scorecam_and_gradcam_plus_plus_on_mnist(mnist, digits):
     for method in ("gradcam++", "scorecam"):
         maps = class_activation_maps(model, x, labels, method=method, layer=spec.cam_layer)
         assert maps.shape == (4, 28, 28) and (maps >= 0).all() and (maps.flatten(1).amax(1) > 0).all()
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "scorecam"])
+def test_cam_maps_equal_pytorch_grad_cam(mnist, digits, method):
+    """advlens computes the three CAMs itself (importing pytorch-grad-cam costs ~20 CPU-seconds: torchvision's
+    dynamo, sklearn); the reference library, a test-only peer, must give the same raw maps Σ_k w_k A_k."""
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, ScoreCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    base = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": ScoreCAM}[method]
+
+    class KeepRawMaps(base):  # the map before pytorch-grad-cam's ReLU, min-max scaling and resize
+        def get_cam_image(self, *args, **kwargs):
+            cam = super().get_cam_image(*args, **kwargs)
+            self.raw = np.asarray(cam, dtype=np.float32)
+            return cam
+
+    model, spec = mnist
+    x, labels = digits
+    classes = (labels + 3) % 10  # not the predicted class: the weights must follow the class asked for
+    reference_model = copy.deepcopy(model)
+    with KeepRawMaps(model=reference_model, target_layers=[module_at(reference_model, spec.cam_layer)]) as cam:
+        cam.batch_size = 64
+        cam(input_tensor=x.clone().requires_grad_(method != "scorecam"),
+            targets=[ClassifierOutputTarget(int(c)) for c in classes])
+        expected = torch.from_numpy(cam.raw)
+    ours = grad_cam(model, x, classes, layer=spec.cam_layer, method=method)
+    assert ours.shape == expected.shape == (4, *ours.shape[1:])
+    scale = expected.abs().amax()
+    assert scale > 0 and torch.allclose(ours, expected, rtol=1e-4, atol=1e-5 * float(scale))
+    assert all(p.grad is None for p in model.parameters())
 
 
 # ---------------------------------------------------------------------------------------------- explain + figures

@@ -71,12 +71,11 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
 
 @st.cache_resource(show_spinner=False)
 def warm_up(delay_s: float = WARM_UP_DELAY_S) -> threading.Thread:
-    """Import, in the background and once per server, what only results need: plotly, the CAM library
-    (torchvision, OpenCV) and the explainer; the first result then does not wait for them."""
+    """Import, in the background and once per server, what only results need: plotly and the explainer; the
+    first result then does not wait for them."""
     def work() -> None:
         try:
             import plotly.graph_objects  # noqa: F401
-            import pytorch_grad_cam  # noqa: F401
 
             import advlens.explain  # noqa: F401
             import interpret.plots  # noqa: F401
