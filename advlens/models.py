@@ -160,6 +160,12 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("mnist-cnn-madry", "Small MNIST CNN, Madry PGD adversarial training (ℓ∞ ε = 0.3)", "mnist",
                   (28, 28), 1, (0.0,), (1.0,), cam_layer="2", gap_linear_head=None,
                   build=_defended("mnist_cnn_madry.pt", "madry --arch small", "MnistSmall"), offline=True),
+        # Table 7: mnist-cnn fine-tuned on 270 EAD (L1 rule) examples of 30 training digits (the thesis: 9,000).
+        ModelSpec("mnist-cnn-adv-ead", "C&W MNIST CNN, adversarial training with EAD examples", "mnist",
+                  (28, 28), 1, (0.0,), (1.0,), cam_layer="8", gap_linear_head=None,
+                  build=_defended("mnist_cnn_adv_ead.pt", "adversarial --method ead --images 30 --search-steps 4 "
+                                 "--iterations 200 --initial-const 1 --epochs 3 --init undefended --lr 5e-4"),
+                  offline=True),
         ModelSpec("mnist-fc", "Fully connected 784-150-100-10 (Balda et al.)", "mnist", (28, 28), 1, (0.0,), (1.0,),
                   cam_layer="0", gap_linear_head=None, build=_bundled("mnist_fc.pt", "MnistFC"), offline=True),
         ModelSpec("mnist-lenet5", "LeNet-5 (Balda et al.)", "mnist", (28, 28), 1, (0.0,), (1.0,),
