@@ -20,12 +20,12 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.cold_start import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy
+from benchmarks.cold_start import CHROMIUM, CHROMIUM_ARGS, free_port
+from scripts.screenshots import serve
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_MS = 300_000
@@ -192,34 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pages = {"explore": explore, "compare": compare}
     args.log.parent.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     print(f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, load average "
           f"{os.getloadavg()[0]:.1f} at the start; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     rows: list[tuple[str, str, list[tuple[float, float]]]] = []
-    with open(args.log, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_healthy(url, proc)
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                context = browser.new_context(viewport={"width": 1280, "height": 800})
-                context.add_init_script(WS_TIMES)
-                page = context.new_page()
-                for name in args.pages.split(","):
-                    measured = pages[name](page, url, args.repeats, args.wait if name == args.pages.split(",")[0] else 0.0)
-                    for knob, _, times in measured:
-                        print(f"{knob}: " + ", ".join(f"{t:.3f} (server {s:.3f})" for t, s in times), flush=True)
-                    rows += measured
-                browser.close()
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with serve(free_port(), args.log) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.add_init_script(WS_TIMES)
+        page = context.new_page()
+        for name in args.pages.split(","):
+            measured = pages[name](page, url, args.repeats, args.wait if name == args.pages.split(",")[0] else 0.0)
+            for knob, _, times in measured:
+                print(f"{knob}: " + ", ".join(f"{t:.3f} (server {s:.3f})" for t, s in times), flush=True)
+            rows += measured
+        browser.close()
     print("\n| knob | panel watched | median (s) | max (s) | n | median until the server's last message (s) |\n"
           "|---|---|---:|---:|---:|---:|")
     for knob, panel, times in rows:
