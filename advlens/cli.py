@@ -317,7 +317,7 @@ def _attack_and_write(args, entry, params, spec, model, image, out, x, labels, t
 def _cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from advlens.engine import parse_device
     from advlens.evaluation import BACKENDS, evaluate
-    from advlens.evaluation.runner import Progress
+    from advlens.evaluation.runner import INTERRUPTED, RowsProgress
     from advlens.evaluation.spec import parse_attacks, parse_images, parse_sweep, parse_targets
     from advlens.models import get_spec
 
@@ -334,7 +334,7 @@ def _cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1; got {args.threads}")
     device = parse_device(args.device)
-    progress: list[Progress] = []
+    progress = RowsProgress()
 
     def planned(plan) -> None:
         if plan.skipped:
@@ -343,21 +343,15 @@ def _cmd_evaluate(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"{plan.cases} cases ({len(specs)} attack setting(s)) in {len(plan.chunks)} chunks on {device}",
               file=sys.stderr)
 
-    def rows(done: int, total: int) -> None:
-        if not progress:
-            progress.append(Progress(total))
-        progress[0].update(done - progress[0].done)
-
     try:
         outcome = evaluate(args.model, specs, images, targets, args.out, seed=args.seed, device=device, chunk=args.chunk,
                            backend=args.backend, address=args.address, workers=args.workers,
-                           threads=args.threads, command=["advlens", *argv], on_rows=rows, on_plan=planned, craft_on=args.craft_on)
+                           threads=args.threads, command=["advlens", *argv], on_rows=progress, on_plan=planned, craft_on=args.craft_on)
     except KeyboardInterrupt:
-        print("\ninterrupted: every finished chunk is stored; run the same command to resume.", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     finally:
-        if progress:
-            progress[0].close()
+        progress.close()
     print(f"{outcome.added} new rows ({outcome.stored_before} already stored) in {outcome.seconds:.1f} s → "
           f"{args.out / 'results.db'}")
     return 0

@@ -203,22 +203,17 @@ def _fooling_runner(args: argparse.Namespace, methods: Sequence[str], grid: list
                     ) -> Optional[tuple[dict[str, np.ndarray], int]]:
     """The curve as evaluations into ``args.out``: (curves, correctly classified digits); None if interrupted."""
     from advlens.evaluation import evaluate
-    from advlens.evaluation.runner import Progress
+    from advlens.evaluation.runner import INTERRUPTED, RowsProgress
 
     specs = fooling_specs(methods, grid, args.norm, args.clip, args.seed)
     refs = list(dict.fromkeys(f"mnist:{i}" for i in parse_images(args.images)))
     _classifier(args.model)
     kept: list[str] = []
-    progress: list[Progress] = []
+    progress = RowsProgress()
 
     def planned(plan: Any) -> None:
         skipped = set(plan.skipped)
         kept.extend(r for r in refs if r not in skipped)
-
-    def rows(done: int, total: int) -> None:
-        if not progress:
-            progress.append(Progress(total))
-        progress[0].update(done - progress[0].done)
 
     command = ["advlens", "fooling", "--model", args.model, "--images", args.images, "--eps", args.eps,
                *(["--methods", args.methods] if args.methods else []), "--norm", args.norm,
@@ -227,18 +222,17 @@ def _fooling_runner(args: argparse.Namespace, methods: Sequence[str], grid: list
     try:
         if flat:
             evaluate(args.model, flat, refs, "untargeted", args.out, seed=args.seed, command=command,
-                     on_rows=rows, on_plan=planned)
+                     on_rows=progress, on_plan=planned)
         else:  # every ε is 0: nothing to run, every ratio is 0
             from interpret.robustness import predictions
 
             x, y = load_digits(parse_images(args.images))
             kept.extend(r for r, ok in zip(refs, (predictions(_classifier(args.model), x) == y).tolist()) if ok)
     except KeyboardInterrupt:
-        print("\ninterrupted: every finished chunk is stored; run the same command to resume.", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return None
     finally:
-        if progress:
-            progress[0].close()
+        progress.close()
     if not kept:
         raise ValueError("None of these images is classified correctly: fooling ratios are over correct ones.")
     if not flat:

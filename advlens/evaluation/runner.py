@@ -128,6 +128,26 @@ class Progress:
             self.stream.flush()
 
 
+class RowsProgress:
+    """``evaluate``'s ``on_rows`` callback as a :class:`Progress` line, made at the first report (when the total is
+    known); ``close`` ends the line if there was one."""
+
+    def __init__(self) -> None:
+        self.progress: Optional[Progress] = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = Progress(total)
+        self.progress.update(done - self.progress.done)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+
+INTERRUPTED = "\ninterrupted: every finished chunk is stored; run the same command to resume."
+
+
 @dataclass
 class Outcome:
     planned: int  # cases in the plan
