@@ -27,6 +27,7 @@ import argparse
 import datetime
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,12 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [HEADING, "", f"`{' '.join(['python benchmarks/bench_perturbation.py', *(argv or sys.argv[1:])])}` — "
              f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. {environment_line()}. Held-out digits "
              f"mnist:0–{args.digits - 1}; a shared machine (other jobs running), so wall times are upper bounds.", ""]
-    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        model = load_model(name)
-        grid = [float(e) for e in np.linspace(0, EPS_MAX[name], args.points)]
-        start = time.perf_counter()
-        c = fooling_curves(model, x, y, grid, methods=METHODS)
-        seconds = time.perf_counter() - start
+    for name, model, grid, c, seconds in timed_curves(args, x, y):
         correct = int((predictions(model, x) == y).sum())
         lines += [f"### {name}: {len(METHODS)} methods × {len(grid)} ε × {args.digits} digits in {seconds:.1f} s",
                   "", f"{correct} of {args.digits} correctly classified; fooling ratio (%) over those, unclipped:", "",
@@ -130,6 +126,16 @@ def main(argv: list[str] | None = None) -> None:
         BENCHMARKS_MD.write_text(replace_section(old, HEADING, section, INSERT_BEFORE), encoding="utf-8")
 
 
+def timed_curves(args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor) -> Iterator[tuple]:
+    """Per model of ``--models``: (name, model, ε grid, the one-pass Fig. 3 curves, their seconds)."""
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        model = load_model(name)
+        grid = [float(e) for e in np.linspace(0, EPS_MAX[name], args.points)]
+        start = time.perf_counter()
+        curves = fooling_curves(model, x, y, grid, methods=METHODS)
+        yield name, model, grid, curves, time.perf_counter() - start
+
+
 def runner_cost(args: argparse.Namespace) -> str:
     """The Fig. 3 curve one pass against through the evaluation runner: wall time, rows, DB size, agreement."""
     import sqlite3
@@ -140,12 +146,7 @@ def runner_cost(args: argparse.Namespace) -> str:
     x, y = load_digits(list(range(args.digits)))
     out = [f"`python benchmarks/bench_perturbation.py {' '.join(sys.argv[1:])}` — "
            f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. {environment_line()}.", ""]
-    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        model = load_model(name)
-        grid = [float(e) for e in np.linspace(0, EPS_MAX[name], args.points)]
-        start = time.perf_counter()
-        direct = fooling_curves(model, x, y, grid, methods=METHODS)
-        one_pass = time.perf_counter() - start
+    for name, _, grid, direct, one_pass in timed_curves(args, x, y):
         folder = Path(args.runner) / name
         specs = fooling_specs(METHODS, grid)
         kept: list[str] = []
