@@ -137,10 +137,10 @@ def failure_note(sweep: SweepRecord, row: SweepRow) -> Optional[str]:
     """One sentence beside a value at which no image succeeded: the budget it had and what to change; None when
     some succeeded or a Stop cut the run short.
 
-    When every sample fails, the shared schedule (``attacks.search``) multiplies c by 10 after each binary-search
-    step, so the largest c tried is c₀·10^(steps − 1). EAD's soft threshold is β itself (eq. 9): a pixel moves only
-    where α₀·c·|∇f| exceeds β, so at a large β a small c leaves δ exactly 0 (on EfficientNet-Lite0's first gallery
-    image at β = 0.1 and α₀ = 0.01: no pixel at c = 1, 5 of 150,528 at c = 10). The note says so from β ≥ α₀ on.
+    Where a sample failed, ``result.const`` holds the last (largest) c it tried. EAD's soft threshold is β itself
+    (eq. 9): a pixel moves only where α₀·c·|∇f| exceeds β, so at a large β a small c leaves δ exactly 0 (on
+    EfficientNet-Lite0's first gallery image at β = 0.1 and α₀ = 0.01: no pixel at c = 1, 5 of 150,528 at c = 10).
+    The note says so from β ≥ α₀ on.
     """
     if row.metrics["asr"] > 0 or row.result.stopped:
         return None
@@ -156,4 +156,4 @@ def failure_note(sweep: SweepRecord, row: SweepRow) -> Optional[str]:
     if "beta" in params and not params.get("scaled_threshold") and params["beta"] >= params.get("learning_rate", 0):
         why = (f"; EAD's δ stays exactly 0 until a gradient step α₀·c·|∇f| outgrows β = {fmt_num(params['beta'])} "
                "on some pixel (eq. 9), so a large β needs a large c")
-    return f"No image succeeded: {budget} tried c up to {c0 * 10 ** (steps - 1):g}; {fix}{why}."
+    return f"No image succeeded: {budget} tried c up to {float(row.result.const.max()):g}; {fix}{why}."
